@@ -1,1 +1,10 @@
-//! Flumen runtime.
+//! Flumen's runtime: the reference interpreter (the oracle every backend is tested
+//! against), the session state (variables and random-op counters) and the executor that
+//! runs a graph on them.
+#![warn(missing_docs)]
+
+pub mod interpreter;
+pub mod state;
+
+pub use interpreter::{eval_op, EvalContext};
+pub use state::SessionState;

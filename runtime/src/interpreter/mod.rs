@@ -1,0 +1,18 @@
+//! The reference interpreter: plain ndarray code for every op. It defines the semantics;
+//! clarity over speed.
+//!
+//! [`eval_op`] evaluates one pure op (everything but the variable ops, which the executor
+//! in [`executor`] handles against [`SessionState`](crate::state::SessionState)).
+
+pub mod executor;
+mod eval;
+
+pub use eval::eval_op;
+
+/// Per-execution context for ops that need more than their inputs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EvalContext {
+    /// How many times this node has run before in the session (the Philox counter of
+    /// random ops).
+    pub counter: u64,
+}
