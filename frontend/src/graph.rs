@@ -174,6 +174,34 @@ impl GraphDef {
         Ok(id)
     }
 
+    /// Rename node `id` (the new name must be well-formed and unused).
+    pub fn rename(&mut self, id: NodeId, name: String) -> Result<()> {
+        let node = self
+            .get(id)
+            .ok_or_else(|| GraphError::invalid(format!("no node with id {}", id.0)))?;
+        if node.name == name {
+            return Ok(());
+        }
+        let err = |msg: String| GraphError::Build {
+            op: node.op.name().to_string(),
+            node: node.name.clone(),
+            kind: BuildError::Name(msg),
+            location: None,
+        };
+        if !is_valid_name(&name) {
+            return Err(err(format!("invalid node name `{name}`")));
+        }
+        if self.by_name.contains_key(&name) {
+            return Err(err(format!(
+                "the name `{name}` is already taken in this graph"
+            )));
+        }
+        let old = std::mem::replace(&mut self.nodes[id.0].name, name.clone());
+        self.by_name.remove(&old);
+        self.by_name.insert(name, id);
+        Ok(())
+    }
+
     /// Nodes that `roots` depend on (data and control), including the roots, as a mask
     /// indexed by id. A variable's initial-value input is not followed unless
     /// `with_initializers` is set.
@@ -415,6 +443,20 @@ impl Graph {
         let id = b.def.add(op, &ids, &ctl, node_name, location)?;
         drop(b);
         Ok(crate::Tensor::new(self.clone(), id))
+    }
+
+    /// Rename the node of `t`, keeping its scope: `layer1/add` renamed `sum` becomes
+    /// `layer1/sum`.
+    #[track_caller]
+    pub fn rename(&self, t: &crate::Tensor, name: &str) -> Result<()> {
+        self.check_same(t)?;
+        let mut b = self.write();
+        let old = b.def.node(t.id()).name.clone();
+        let full = match old.rfind('/') {
+            Some(i) => format!("{}/{name}", &old[..i]),
+            None => name.to_string(),
+        };
+        b.def.rename(t.id(), full)
     }
 
     /// A handle to an existing node, by name.

@@ -60,6 +60,13 @@ impl Tensor {
         self.ty.numel()
     }
 
+    /// Give the node a name (within its scope) and return the handle: `(&b + &c)?.named("d")?`.
+    #[track_caller]
+    pub fn named(self, name: &str) -> crate::Result<Tensor> {
+        self.graph.rename(&self, name)?;
+        Ok(self)
+    }
+
     /// Output type (dtype and shape).
     pub fn ty(&self) -> &TensorType {
         &self.ty

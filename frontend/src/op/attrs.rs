@@ -160,6 +160,7 @@ pub fn attrs(op: &Op) -> Vec<(&'static str, AttrValue)> {
             ("axis", A::Int(*axis as i64)),
             ("descending", A::Bool(*descending)),
         ],
+        Op::Composite(c) => c.attrs(),
     }
 }
 
@@ -255,6 +256,16 @@ impl Take<'_> {
 /// Rebuild an op from its text-IR name and attributes. Unknown names, missing, extra or
 /// mistyped attributes are errors naming the op and the attribute.
 pub fn op_from_attrs(name: &str, mut map: AttrMap) -> Result<Op, String> {
+    if let Some(c) = super::Composite::from_attrs(name, &mut |key: &str| {
+        map.remove(key)
+            .ok_or_else(|| format!("{name} needs attribute `{key}`"))
+    }) {
+        let c = c?;
+        if let Some(extra) = map.keys().next() {
+            return Err(format!("{name} has no attribute `{extra}`"));
+        }
+        return Ok(Op::Composite(c));
+    }
     let mut t = Take {
         op: name,
         map: &mut map,

@@ -457,6 +457,7 @@ pub(super) fn infer(op: &Op, x: &[TensorType]) -> R {
             Ok(TensorType::new(DType::I64, x[0].shape.clone()))
         }
         Op::NoOp => Ok(TensorType::new(DType::Bool, vec![])),
+        Op::Composite(c) => infer_composite(c, x),
     }
 }
 
@@ -494,4 +495,20 @@ pub fn reduced_shape(shape: &[usize], axes: &[usize], keepdims: bool) -> Vec<usi
             }
         })
         .collect()
+}
+
+/// A composite's type is whatever its expansion produces on placeholders of the input types.
+fn infer_composite(c: &super::Composite, x: &[TensorType]) -> R {
+    let g = crate::Graph::new();
+    let inputs = x
+        .iter()
+        .enumerate()
+        .map(|(i, t)| g.placeholder(&format!("in{i}"), t.dtype, &t.shape))
+        .collect::<crate::Result<Vec<_>>>()
+        .map_err(|e| BuildError::Attribute(e.to_string()))?;
+    match c.build(&inputs) {
+        Ok(t) => Ok(t.ty().clone()),
+        Err(crate::GraphError::Build { kind, .. }) => Err(kind),
+        Err(e) => Err(BuildError::Attribute(e.to_string())),
+    }
 }

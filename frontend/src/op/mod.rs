@@ -11,11 +11,13 @@
 //! - evaluation: `flumen_runtime::interpreter` (the oracle); lowering: `flumen_compiler`.
 
 pub mod attrs;
+pub mod composite;
 pub mod elementwise;
 mod infer;
 pub mod random;
 pub mod slice;
 
+pub use composite::Composite;
 pub use elementwise::{BinaryKind, BinaryOp, DTypeClass, UnaryOp};
 pub use random::Distribution;
 pub use slice::{SliceDim, SliceSpec};
@@ -301,6 +303,8 @@ pub enum Op {
     },
     /// Does nothing; groups its control inputs (a train op). Outputs `true`.
     NoOp,
+    /// A composite op, built from primitives (see [`composite`]).
+    Composite(Composite),
 }
 
 impl Op {
@@ -336,6 +340,7 @@ impl Op {
             Op::TopK { .. } => "top_k",
             Op::ArgSort { .. } => "argsort",
             Op::NoOp => "no_op",
+            Op::Composite(c) => c.name(),
         }
     }
 
@@ -353,6 +358,7 @@ impl Op {
             Op::Gather { .. } | Op::ScatterAdd { .. } => Fixed(2),
             Op::Select => Fixed(3),
             Op::Concat { .. } => AtLeast(1),
+            Op::Composite(c) => c.arity(),
         }
     }
 
@@ -368,7 +374,7 @@ impl Op {
                 | Op::Random { .. }
                 | Op::Categorical { .. }
                 | Op::Placeholder { .. }
-        )
+        ) || matches!(self, Op::Composite(c) if c.is_stateful())
     }
 
     /// Whether the op writes a variable (its input 0).
