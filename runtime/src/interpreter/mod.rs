@@ -4,10 +4,12 @@
 //! [`eval_op`] evaluates one pure op (everything but the variable ops, which the executor
 //! in [`executor`] handles against [`SessionState`](crate::state::SessionState)).
 
-pub mod executor;
 mod eval;
+pub mod executor;
+mod kernels;
 
 pub use eval::eval_op;
+pub use kernels::index::assign_slice;
 
 /// Per-execution context for ops that need more than their inputs.
 #[derive(Clone, Copy, Debug, Default)]
