@@ -14,6 +14,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod dot;
 pub mod dsl;
 pub mod dtype;
 pub mod error;
