@@ -21,6 +21,8 @@ pub mod error;
 pub mod graph;
 pub mod op;
 mod tensor;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod text;
 pub mod value;
 
