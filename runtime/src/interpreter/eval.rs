@@ -35,8 +35,23 @@ pub fn eval_op(
                 .join(", ")
         ));
     }
+    check_size(out)?;
     let value = eval_checked(op, inputs, out, ctx)?;
     Ok(standard_layout(value))
+}
+
+/// Refuse outputs whose size in bytes does not fit `isize` (what an allocation can hold),
+/// rather than letting the allocation panic.
+fn check_size(out: &TensorType) -> Result<(), String> {
+    let bytes = out
+        .shape
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(out.dtype.size_bytes(), |acc, &d| acc.checked_mul(d));
+    match bytes {
+        Some(b) if isize::try_from(b).is_ok() => Ok(()),
+        _ => Err(format!("the output {out} is too large to allocate")),
+    }
 }
 
 /// Dispatch to the kernel; the inputs satisfy the op's shape rule and `out` is its type.
@@ -95,8 +110,8 @@ fn eval_checked(
         Op::BroadcastTo(shape) => layout::broadcast_to(input(0)?, shape),
         Op::Slice(spec) => layout::slice(input(0)?, spec),
         Op::Concat { axis } => layout::concat(inputs, *axis),
-        Op::Pad { paddings, value } => layout::pad(input(0)?, paddings, *value),
-        Op::Tile(multiples) => layout::tile(input(0)?, multiples),
+        Op::Pad { paddings, value } => layout::pad(input(0)?, paddings, *value, &out.shape),
+        Op::Tile(_) => layout::tile(input(0)?, &out.shape),
         Op::Roll { shift, axis } => layout::roll(input(0)?, *shift, *axis),
         Op::Gather { axis, batch_dims } => index::gather(input(0)?, input(1)?, *axis, *batch_dims),
         Op::ScatterAdd {

@@ -85,29 +85,33 @@ fn concat_typed<T: Element>(inputs: &[&Value], axis: usize) -> Result<ArrayD<T>,
         .map_err(|e| format!("cannot concatenate along axis {axis}: {e}"))
 }
 
-/// Pad with `value` (converted to the dtype): `paddings[i] = (before, after)` for axis `i`.
+/// Pad with `value` (converted to the dtype) to `out_shape`: `paddings[i] = (before,
+/// after)` for axis `i`.
 pub(in crate::interpreter) fn pad(
     x: &Value,
     paddings: &[(usize, usize)],
     value: Scalar,
+    out_shape: &[usize],
 ) -> Result<Value, String> {
-    if paddings.len() != x.shape().len() {
+    let fits = paddings.len() == x.shape().len()
+        && out_shape.len() == x.shape().len()
+        && paddings
+            .iter()
+            .zip(x.shape())
+            .zip(out_shape)
+            .all(|((&(before, after), &d), &o)| {
+                before.checked_add(d).and_then(|n| n.checked_add(after)) == Some(o)
+            });
+    if !fits {
         return Err(format!(
-            "{} paddings for a tensor of rank {}",
-            paddings.len(),
-            x.shape().len()
+            "paddings {paddings:?} do not take shape {:?} to {out_shape:?}",
+            x.shape()
         ));
     }
     let fill = Value::full(x.dtype(), &[], value);
     map_value!(x, a => {
         let fill = same_dtype(&fill, "the pad value")?.first().copied().unwrap_or_default();
-        let shape: Vec<usize> = a
-            .shape()
-            .iter()
-            .zip(paddings)
-            .map(|(d, (before, after))| d + before + after)
-            .collect();
-        let mut out = ArrayD::from_elem(IxDyn(&shape), fill);
+        let mut out = ArrayD::from_elem(IxDyn(out_shape), fill);
         // The input goes to `before..before + len` of every axis.
         out.slice_each_axis_mut(|ax| {
             let i = ax.axis.index();
@@ -119,19 +123,23 @@ pub(in crate::interpreter) fn pad(
     })
 }
 
-/// Repeat `multiples[i]` times along axis `i`.
-pub(in crate::interpreter) fn tile(x: &Value, multiples: &[usize]) -> Result<Value, String> {
-    if multiples.len() != x.shape().len() {
+/// Repeat the input along every axis to `out_shape` (a multiple of the input's shape):
+/// `out[o] = in[o mod shape]`.
+pub(in crate::interpreter) fn tile(x: &Value, out_shape: &[usize]) -> Result<Value, String> {
+    let fits = out_shape.len() == x.shape().len()
+        && x.shape()
+            .iter()
+            .zip(out_shape)
+            .all(|(&d, &o)| if d == 0 { o == 0 } else { o % d == 0 });
+    if !fits {
         return Err(format!(
-            "{} multiples for a tensor of rank {}",
-            multiples.len(),
-            x.shape().len()
+            "shape {:?} does not tile to {out_shape:?}",
+            x.shape()
         ));
     }
     map_value!(x, a => {
-        let shape: Vec<usize> = a.shape().iter().zip(multiples).map(|(d, k)| d * k).collect();
         let mut source = vec![0; a.ndim()];
-        try_from_index_fn(&shape, |out| {
+        try_from_index_fn(out_shape, |out| {
             for ((src, &o), &d) in source.iter_mut().zip(out).zip(a.shape()) {
                 *src = o % d;
             }

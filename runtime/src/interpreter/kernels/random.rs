@@ -22,6 +22,14 @@ pub(in crate::interpreter) fn random(
     if !dist.accepts(dtype) {
         return Err(format!("{} cannot produce {dtype}", dist.name()));
     }
+    if let Distribution::UniformInt { low, high } = *dist {
+        // The sampler computes `high - low` in i64.
+        if high.checked_sub(low).is_none_or(|range| range <= 0) {
+            return Err(format!(
+                "random_int needs low < high with high - low representable in i64, got [{low}, {high})"
+            ));
+        }
+    }
     let numel: usize = shape.iter().product();
     with_dtype!(dtype, T => {
         let data: Vec<T> = (0..numel as u64)
