@@ -2,8 +2,11 @@
 //! a pipeline, with the verifier between passes in tests and debug builds).
 #![warn(missing_docs)]
 
+pub mod kernel;
+pub mod lower;
 pub mod pass;
+pub mod passes;
 pub mod verify;
 
-pub use pass::{Pass, Pipeline};
+pub use pass::{Pass, Pipeline, Unit};
 pub use verify::verify;

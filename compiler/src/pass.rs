@@ -4,14 +4,26 @@
 //! names, or `all`).
 
 use crate::verify::verify;
-use flumen_frontend::{GraphDef, GraphError, Result};
+use flumen_frontend::{GraphDef, GraphError, NodeId, Result};
 
-/// A named graph-to-graph transformation.
+/// What passes transform: a graph and the nodes whose values are wanted (the fetches, and
+/// the assigns and groups that must run). Passes keep `outputs` pointing at nodes with the
+/// same values, and keep the names of stateful nodes (variables, random ops), which the
+/// session state is keyed by.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unit {
+    /// The graph.
+    pub def: GraphDef,
+    /// Nodes that must be computed, in fetch order.
+    pub outputs: Vec<NodeId>,
+}
+
+/// A named transformation of a [`Unit`].
 pub trait Pass {
     /// The pass's name (used by `FLUMEN_DUMP` and in error messages).
     fn name(&self) -> &'static str;
-    /// Transform the graph.
-    fn run(&self, def: GraphDef) -> Result<GraphDef>;
+    /// Transform the unit.
+    fn run(&self, unit: Unit) -> Result<Unit>;
 }
 
 /// An ordered list of passes.
@@ -70,21 +82,28 @@ impl Pipeline {
     }
 
     /// Run every pass in order.
-    pub fn run(&self, mut def: GraphDef) -> Result<GraphDef> {
+    pub fn run(&self, mut unit: Unit) -> Result<Unit> {
+        let check = |unit: &Unit, when: &str| -> Result<()> {
+            verify(&unit.def).map_err(|e| GraphError::invalid(format!("{when}: {e}")))?;
+            if let Some(bad) = unit.outputs.iter().find(|o| o.0 >= unit.def.len()) {
+                return Err(GraphError::invalid(format!(
+                    "{when}: output {bad} is not a node"
+                )));
+            }
+            Ok(())
+        };
         if self.verify_between {
-            verify(&def).map_err(|e| GraphError::invalid(format!("before the first pass: {e}")))?;
+            check(&unit, "before the first pass")?;
         }
         for pass in &self.passes {
-            def = pass.run(def)?;
+            unit = pass.run(unit)?;
             if self.verify_between {
-                verify(&def).map_err(|e| {
-                    GraphError::invalid(format!("after pass `{}`: {e}", pass.name()))
-                })?;
+                check(&unit, &format!("after pass `{}`", pass.name()))?;
             }
             if self.dump.iter().any(|d| d == pass.name() || d == "all") {
-                eprintln!("// IR after pass `{}`\n{def}", pass.name());
+                eprintln!("// IR after pass `{}`\n{}", pass.name(), unit.def);
             }
         }
-        Ok(def)
+        Ok(unit)
     }
 }

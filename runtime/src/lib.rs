@@ -3,8 +3,9 @@
 //! runs a graph on them.
 #![warn(missing_docs)]
 
+pub mod exec;
 pub mod interpreter;
 pub mod state;
 
-pub use interpreter::{eval_op, EvalContext};
+pub use interpreter::{EvalContext, eval_op};
 pub use state::SessionState;

@@ -1,0 +1,439 @@
+//! Lowering: a canonical graph (primitives only) → buffers and steps of an executable,
+//! with elementwise chains, layout ops and reductions fused into kernels
+//! ([`classify`], [`kernels`]) and temporaries planned into one arena ([`memory`]).
+
+pub mod affine;
+pub mod classify;
+pub mod kernels;
+pub mod memory;
+
+use crate::kernel::{BufId, Kernel};
+use crate::pass::Unit;
+use flumen_frontend::op::{Op, TensorType};
+use flumen_frontend::{DType, GraphDef, GraphError, NodeId, Result, Value};
+use flumen_runtime::exec::{BufferDecl, MatMulDims, Storage};
+use kernels::NodeSource;
+
+/// A step before code generation.
+#[derive(Debug)]
+pub enum LStep {
+    /// A fused kernel to compile.
+    Kernel(Kernel),
+    /// A matrix product through the GEMM library.
+    MatMul {
+        /// Left operand.
+        a: BufId,
+        /// Right operand.
+        b: BufId,
+        /// Output.
+        c: BufId,
+        /// Shapes and strides.
+        dims: MatMulDims,
+        /// Element type.
+        dtype: DType,
+    },
+    /// An op evaluated by the interpreter.
+    Interpret {
+        /// The op.
+        op: Op,
+        /// The node's name.
+        name: String,
+        /// Inputs and their types.
+        inputs: Vec<(BufId, TensorType)>,
+        /// Output.
+        output: BufId,
+        /// Output type.
+        ty: TensorType,
+    },
+    /// A buffer copy.
+    Copy {
+        /// Source.
+        src: BufId,
+        /// Destination.
+        dst: BufId,
+    },
+}
+
+impl LStep {
+    /// Buffers the step reads.
+    pub fn reads(&self) -> Vec<BufId> {
+        match self {
+            LStep::Kernel(k) => {
+                let written = k.outputs();
+                let mut r: Vec<BufId> = k
+                    .accesses
+                    .iter()
+                    .map(|a| a.buf)
+                    .filter(|b| !written.contains(b))
+                    .collect();
+                // A kernel storing into part of a buffer (slice-assign) also keeps the rest.
+                r.extend(written);
+                r
+            }
+            LStep::MatMul { a, b, .. } => vec![*a, *b],
+            LStep::Interpret { inputs, .. } => inputs.iter().map(|(b, _)| *b).collect(),
+            LStep::Copy { src, .. } => vec![*src],
+        }
+    }
+
+    /// Buffers the step writes.
+    pub fn writes(&self) -> Vec<BufId> {
+        match self {
+            LStep::Kernel(k) => k.outputs(),
+            LStep::MatMul { c, .. } => vec![*c],
+            LStep::Interpret { output, .. } => vec![*output],
+            LStep::Copy { dst, .. } => vec![*dst],
+        }
+    }
+}
+
+/// A lowered graph: everything of an executable but compiled code and arena offsets.
+#[derive(Debug)]
+pub struct Lowered {
+    /// Buffers (arena offsets are filled in by [`memory::plan`]).
+    pub buffers: Vec<BufferDecl>,
+    /// Steps in order.
+    pub steps: Vec<LStep>,
+    /// Placeholder names and types, in feed order.
+    pub feeds: Vec<(String, TensorType)>,
+    /// Variable names.
+    pub variables: Vec<String>,
+    /// Constants.
+    pub constants: Vec<Value>,
+    /// Fetched buffers and types.
+    pub fetches: Vec<(BufId, TensorType)>,
+}
+
+struct Lowering<'a> {
+    def: &'a GraphDef,
+    repr: Vec<Option<BufId>>,
+    out: Lowered,
+    /// The storage buffer of each variable name (written by assigns).
+    var_store: Vec<(String, BufId)>,
+}
+
+impl NodeSource for Lowering<'_> {
+    fn def(&self) -> &GraphDef {
+        self.def
+    }
+    fn buffer(&self, id: NodeId) -> Option<BufId> {
+        self.repr[id.0]
+    }
+}
+
+impl Lowering<'_> {
+    fn new_buffer(&mut self, ty: &TensorType, storage: Storage) -> BufId {
+        self.out.buffers.push(BufferDecl {
+            dtype: ty.dtype,
+            numel: ty.numel(),
+            storage,
+        });
+        BufId(self.out.buffers.len() - 1)
+    }
+
+    fn temp(&mut self, ty: &TensorType) -> BufId {
+        self.new_buffer(ty, Storage::Arena { offset: 0 })
+    }
+
+    fn var_store(&mut self, name: &str, ty: &TensorType) -> BufId {
+        if let Some((_, b)) = self.var_store.iter().find(|(n, _)| n == name) {
+            return *b;
+        }
+        self.out.variables.push(name.to_string());
+        let b = self.new_buffer(ty, Storage::Variable(self.out.variables.len() - 1));
+        self.var_store.push((name.to_string(), b));
+        b
+    }
+
+    fn input_buf(&self, id: NodeId) -> Result<BufId> {
+        self.repr[id.0].ok_or_else(|| {
+            GraphError::invalid(format!(
+                "lowering: input `{}` has no buffer",
+                self.def.node(id).name
+            ))
+        })
+    }
+
+    fn lower_node(&mut self, id: NodeId) -> Result<()> {
+        let def = self.def;
+        let node = def.node(id);
+        let ty = node.ty.clone();
+        match &node.op {
+            Op::Placeholder { .. } => {
+                let i = self
+                    .out
+                    .feeds
+                    .iter()
+                    .position(|(n, _)| *n == node.name)
+                    .ok_or_else(|| GraphError::Feed {
+                        placeholder: node.name.clone(),
+                        msg: "needed by the fetches but not fed".into(),
+                    })?;
+                self.repr[id.0] = Some(self.new_buffer(&ty, Storage::Feed(i)));
+            }
+            Op::Variable { .. } => {
+                let store = self.var_store(&node.name, &ty);
+                self.repr[id.0] = Some(self.new_buffer(&ty, Storage::Alias(store)));
+            }
+            Op::Constant(v) => {
+                self.out.constants.push(v.clone());
+                self.repr[id.0] =
+                    Some(self.new_buffer(&ty, Storage::Constant(self.out.constants.len() - 1)));
+            }
+            Op::NoOp => {
+                self.out.constants.push(Value::scalar(true));
+                self.repr[id.0] =
+                    Some(self.new_buffer(&ty, Storage::Constant(self.out.constants.len() - 1)));
+            }
+            Op::Reshape(_) => {
+                let src = self.input_buf(node.inputs[0])?;
+                self.repr[id.0] = Some(self.new_buffer(&ty, Storage::Alias(src)));
+            }
+            op if classify::is_elementwise(op) || classify::is_view(op) => {
+                let out = self.temp(&ty);
+                self.repr[id.0] = Some(out);
+                let k = kernels::elementwise_kernel(self, id, out);
+                self.out.steps.push(LStep::Kernel(k));
+            }
+            Op::Reduce { .. } => {
+                let out = self.temp(&ty);
+                self.repr[id.0] = Some(out);
+                let k = kernels::reduce_kernel(self, id, out);
+                self.out.steps.push(LStep::Kernel(k));
+            }
+            Op::Read => {
+                let var = def.node(node.inputs[0]);
+                let store = self.var_store(&var.name, &ty);
+                let out = self.temp(&ty);
+                self.out.steps.push(LStep::Copy {
+                    src: store,
+                    dst: out,
+                });
+                self.repr[id.0] = Some(out);
+            }
+            Op::Assign => {
+                let var = def.node(node.inputs[0]);
+                let store = self.var_store(&var.name, &ty);
+                let value = self.input_buf(node.inputs[1])?;
+                self.out.steps.push(LStep::Copy {
+                    src: value,
+                    dst: store,
+                });
+                self.repr[id.0] = Some(self.new_buffer(&ty, Storage::Alias(value)));
+            }
+            Op::AssignSlice(spec) => {
+                let var = def.node(node.inputs[0]);
+                let store = self.var_store(&var.name, &ty);
+                let k = kernels::slice_store_kernel(
+                    self,
+                    &node.name,
+                    node.inputs[1],
+                    store,
+                    &var.ty.shape,
+                    spec,
+                );
+                self.out.steps.push(LStep::Kernel(k));
+                // The new full value, copied so later assigns cannot change it.
+                let out = self.temp(&ty);
+                self.out.steps.push(LStep::Copy {
+                    src: store,
+                    dst: out,
+                });
+                self.repr[id.0] = Some(out);
+            }
+            Op::MatMul {
+                transpose_a,
+                transpose_b,
+            } if ty.dtype.is_float() => {
+                let (a, b) = (&def.node(node.inputs[0]).ty, &def.node(node.inputs[1]).ty);
+                let out = self.temp(&ty);
+                self.repr[id.0] = Some(out);
+                match matmul_dims(a, b, &ty, *transpose_a, *transpose_b) {
+                    Some(dims) => {
+                        let (ab, bb) = (
+                            self.input_buf(node.inputs[0])?,
+                            self.input_buf(node.inputs[1])?,
+                        );
+                        self.out.steps.push(LStep::MatMul {
+                            a: ab,
+                            b: bb,
+                            c: out,
+                            dims,
+                            dtype: ty.dtype,
+                        });
+                    }
+                    None => self.interpret(id, out)?,
+                }
+            }
+            _ => {
+                let out = self.temp(&ty);
+                self.repr[id.0] = Some(out);
+                self.interpret(id, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn interpret(&mut self, id: NodeId, out: BufId) -> Result<()> {
+        let node = self.def.node(id);
+        let inputs = node
+            .inputs
+            .iter()
+            .map(|i| Ok((self.input_buf(*i)?, self.def.node(*i).ty.clone())))
+            .collect::<Result<Vec<_>>>()?;
+        self.out.steps.push(LStep::Interpret {
+            op: node.op.clone(),
+            name: node.name.clone(),
+            inputs,
+            output: out,
+            ty: node.ty.clone(),
+        });
+        Ok(())
+    }
+}
+
+/// GEMM dimensions for `a · b`, or `None` when the batch axes broadcast in a way the GEMM
+/// step does not handle (each operand's batch must be the output's or a single matrix).
+fn matmul_dims(
+    a: &TensorType,
+    b: &TensorType,
+    out: &TensorType,
+    ta: bool,
+    tb: bool,
+) -> Option<MatMulDims> {
+    let (ra, rb, ro) = (a.rank(), b.rank(), out.rank());
+    let m = out.shape[ro - 2];
+    let n = out.shape[ro - 1];
+    let k = if ta { a.shape[ra - 2] } else { a.shape[ra - 1] };
+    let batch: usize = out.shape[..ro - 2].iter().product();
+    let stride = |t: &TensorType, r: usize, per: usize| {
+        let tb: usize = t.shape[..r - 2].iter().product();
+        let padded_equal = t.shape[..r - 2]
+            .iter()
+            .rev()
+            .zip(out.shape[..ro - 2].iter().rev())
+            .all(|(x, y)| x == y)
+            && r == ro;
+        if tb == 1 {
+            Some(0)
+        } else if padded_equal {
+            Some(per)
+        } else {
+            None
+        }
+    };
+    Some(MatMulDims {
+        batch,
+        m,
+        n,
+        k,
+        transpose_a: ta,
+        transpose_b: tb,
+        a_batch_stride: stride(a, ra, m * k)?,
+        b_batch_stride: stride(b, rb, k * n)?,
+    })
+}
+
+/// Lower `unit` (canonical: no composites) for the given placeholder feed order.
+pub fn lower(unit: &Unit, feeds: &[(String, TensorType)]) -> Result<Lowered> {
+    let def = &unit.def;
+    let executed = def.reachable(&unit.outputs, false);
+    let mut fetched = vec![false; def.len()];
+    for o in &unit.outputs {
+        fetched[o.0] = true;
+    }
+    let virt = classify::classify(def, &executed, &fetched);
+    let mut l = Lowering {
+        def,
+        repr: vec![None; def.len()],
+        out: Lowered {
+            buffers: Vec::new(),
+            steps: Vec::new(),
+            feeds: feeds.to_vec(),
+            variables: Vec::new(),
+            constants: Vec::new(),
+            fetches: Vec::new(),
+        },
+        var_store: Vec::new(),
+    };
+    for (id, node) in def.iter() {
+        if !executed[id.0] || virt[id.0] {
+            continue;
+        }
+        if matches!(node.op, Op::Composite(_)) {
+            return Err(GraphError::invalid(format!(
+                "lowering: composite `{}` must be expanded by canonicalize first",
+                node.name
+            )));
+        }
+        l.lower_node(id)?;
+    }
+    l.out.fetches = unit
+        .outputs
+        .iter()
+        .map(|o| {
+            (
+                l.repr[o.0].expect("fetched nodes are materialised"),
+                def.node(*o).ty.clone(),
+            )
+        })
+        .collect();
+    snapshot_variables(&mut l.out);
+    Ok(l.out)
+}
+
+/// Give every variable read that runs after an assign to the same variable (or is
+/// fetched) its own copy taken at the start of the run, so `variable` nodes always see the
+/// value the run started with.
+fn snapshot_variables(out: &mut Lowered) {
+    let root = |buffers: &[BufferDecl], mut b: BufId| {
+        while let Storage::Alias(a) = buffers[b.0].storage {
+            if matches!(buffers[a.0].storage, Storage::Variable(_)) {
+                return b;
+            }
+            b = a;
+        }
+        b
+    };
+    let mut prologue = Vec::new();
+    for (vi, _) in out.variables.iter().enumerate() {
+        let Some(store) = out
+            .buffers
+            .iter()
+            .position(|b| b.storage == Storage::Variable(vi))
+            .map(BufId)
+        else {
+            continue;
+        };
+        let Some(first_write) = out.steps.iter().position(|s| s.writes().contains(&store)) else {
+            continue;
+        };
+        // Buffers that are "the variable as of the start of the run".
+        let views: Vec<BufId> = (0..out.buffers.len())
+            .map(BufId)
+            .filter(|&b| {
+                out.buffers[b.0].storage == Storage::Alias(store) && root(&out.buffers, b) == b
+            })
+            .collect();
+        for view in views {
+            let late_read = out.steps[first_write..]
+                .iter()
+                .any(|s| s.reads().iter().any(|&r| root(&out.buffers, r) == view))
+                || out
+                    .fetches
+                    .iter()
+                    .any(|(f, _)| root(&out.buffers, *f) == view);
+            if late_read {
+                out.buffers[view.0].storage = Storage::Arena { offset: 0 };
+                prologue.push(LStep::Copy {
+                    src: store,
+                    dst: view,
+                });
+            }
+        }
+    }
+    if !prologue.is_empty() {
+        prologue.append(&mut out.steps);
+        out.steps = prologue;
+    }
+}

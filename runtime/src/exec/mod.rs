@@ -1,0 +1,61 @@
+//! Compiled executables: a table of buffers (one planned arena for temporaries, plus feeds,
+//! variables and constants) and an ordered list of steps (JIT-compiled kernels, matrix
+//! products, copies, and interpreter fallbacks for ops without a compiled kernel yet).
+//!
+//! The compiler builds an [`Executable`]; a session runs it many times. Steady-state runs
+//! allocate nothing but the fetched output arrays.
+
+mod buffers;
+mod matmul;
+mod run;
+mod steps;
+
+pub use buffers::{Arena, BufferDecl, Storage};
+pub use matmul::{MatMulDims, matmul_into};
+pub use steps::{KernelStep, MatMulStep, Step};
+
+use flumen_frontend::{TensorType, Value};
+
+/// Index of a buffer in an executable's buffer table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BufId(pub usize);
+
+/// The entry point of a compiled kernel: `args[i]` is the base pointer of the buffer of
+/// access `i`; the kernel runs outer iterations `begin..end` (row-major linear outer index),
+/// so the executor can split one kernel across threads.
+pub type KernelFn = unsafe extern "C" fn(args: *const *mut u8, begin: usize, end: usize);
+
+/// A compiled graph for one feed-shape signature and one set of fetches.
+pub struct Executable {
+    /// Every buffer.
+    pub buffers: Vec<BufferDecl>,
+    /// Steps in execution order.
+    pub steps: Vec<Step>,
+    /// Placeholder names, in the order feeds are passed to [`Executable::run`].
+    pub feeds: Vec<(String, TensorType)>,
+    /// Variable names, indexed by [`Storage::Variable`].
+    pub variables: Vec<String>,
+    /// Constant values, indexed by [`Storage::Constant`] (contiguous, standard layout).
+    pub constants: Vec<Value>,
+    /// Fetched buffers and their types, in fetch order.
+    pub fetches: Vec<(BufId, TensorType)>,
+    /// The arena holding every temporary.
+    pub arena: Arena,
+    /// Keeps the compiled code (e.g. a JIT module) alive as long as the kernels may run.
+    pub code: Option<Box<dyn std::any::Any + Send>>,
+}
+
+impl std::fmt::Debug for Executable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "executable: {} buffers, arena {} bytes",
+            self.buffers.len(),
+            self.arena.len()
+        )?;
+        for s in &self.steps {
+            writeln!(f, "  {}", s.describe())?;
+        }
+        Ok(())
+    }
+}
