@@ -11,22 +11,20 @@ use flumen_frontend::op::{BinaryOp, SliceSpec};
 use flumen_frontend::{Element, Value, map_value};
 use ndarray::{ArrayD, Axis, Dimension, IxDyn, Zip};
 
-/// The index tensor as positions in `0..len`, or an error naming the first bad index.
-fn positions(op: &str, indices: &Value, len: usize) -> Result<ArrayD<usize>, String> {
+/// The index tensor as positions in `0..len` (the length of `axis`), or an error naming
+/// the first bad index.
+fn positions(indices: &Value, axis: usize, len: usize) -> Result<ArrayD<usize>, String> {
     let check = |i: i64| {
         usize::try_from(i).ok().filter(|&p| p < len).ok_or_else(|| {
             format!(
-                "{op}: index {i} is out of range: valid indices are 0..{len} (0 to {len} exclusive)"
+                "index {i} is out of range for axis {axis} of length {len} (valid indices: 0..{len})"
             )
         })
     };
     let data = match indices {
         Value::I32(a) => a.iter().map(|&i| check(i.into())).collect(),
         Value::I64(a) => a.iter().map(|&i| check(i)).collect(),
-        other => Err(format!(
-            "{op}: indices must be i32 or i64, got {}",
-            other.dtype()
-        )),
+        other => Err(format!("indices must be i32 or i64, got {}", other.dtype())),
     }?;
     from_vec(indices.shape(), data)
 }
@@ -100,7 +98,7 @@ pub(in crate::interpreter) fn gather(
     batch_dims: usize,
 ) -> Result<Value, String> {
     let shape = gathered_shape(params.shape(), indices.shape(), axis, batch_dims)?;
-    let positions = positions("gather", indices, params.shape()[axis])?;
+    let positions = positions(indices, axis, params.shape()[axis])?;
     map_value!(params, p => {
         let mut indexer = GatherIndexer::new(&positions, axis, batch_dims, p.ndim());
         try_from_index_fn(&shape, |g| element_at(p, indexer.outer_index(g)?)).map(Value::from)
@@ -131,7 +129,7 @@ pub(in crate::interpreter) fn scatter_add(
             indices.shape()
         ));
     }
-    let positions = positions("scatter_add", indices, dim)?;
+    let positions = positions(indices, axis, dim)?;
     map_value!(updates, a => scatter_add_typed(a, &positions, axis, batch_dims, &out_shape).map(Value::from))
 }
 

@@ -11,12 +11,11 @@ use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
 
 /// The same elements in row-major order, in a new shape.
 pub(in crate::interpreter) fn reshape(x: &Value, shape: &[usize]) -> Result<Value, String> {
-    map_value!(x, a => {
-        if a.len() != shape.iter().product::<usize>() {
-            return Err(format!("cannot reshape {:?} to {shape:?}", a.shape()));
-        }
-        from_vec(shape, a.iter().copied().collect()).map(Value::from)
-    })
+    let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if numel != Some(x.len()) {
+        return Err(format!("cannot reshape {:?} to {shape:?}", x.shape()));
+    }
+    map_value!(x, a => from_vec(shape, a.iter().copied().collect()).map(Value::from))
 }
 
 /// Permute axes: output axis `i` is input axis `perm[i]`.
@@ -47,7 +46,7 @@ pub(in crate::interpreter) fn slice(x: &Value, spec: &SliceSpec) -> Result<Value
 }
 
 /// The elements of `a` selected by `spec` (already checked against `a`'s shape).
-pub(super) fn slice_typed<T: Copy>(a: &ArrayD<T>, spec: &SliceSpec) -> Result<ArrayD<T>, String> {
+fn slice_typed<T: Copy>(a: &ArrayD<T>, spec: &SliceSpec) -> Result<ArrayD<T>, String> {
     let mut source = vec![0; a.ndim()];
     try_from_index_fn(&spec.out_shape(), |out| {
         for ((src, &j), dim) in source.iter_mut().zip(out).zip(&spec.dims) {
