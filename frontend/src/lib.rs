@@ -19,6 +19,7 @@ pub mod dsl;
 pub mod dtype;
 pub mod error;
 pub mod graph;
+pub mod nn;
 pub mod op;
 mod tensor;
 #[cfg(feature = "testing")]

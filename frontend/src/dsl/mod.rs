@@ -6,6 +6,7 @@
 mod index;
 mod layout;
 mod math;
+mod nn;
 mod operators;
 mod sources;
 mod state;
