@@ -14,6 +14,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod autodiff;
 pub mod dot;
 pub mod dsl;
 pub mod dtype;
@@ -27,6 +28,7 @@ pub mod testing;
 pub mod text;
 pub mod value;
 
+pub use autodiff::{UnconnectedGradients, gradients, gradients_or_zeros, gradients_with};
 pub use dsl::state_init::Init;
 pub use dsl::{IntoOperand, Operand, SliceArgs};
 pub use dtype::{DType, Scalar};
