@@ -26,6 +26,7 @@ mod tensor;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod text;
+pub mod train;
 pub mod value;
 
 pub use autodiff::{UnconnectedGradients, gradients, gradients_or_zeros, gradients_with};
