@@ -168,6 +168,15 @@ impl GraphDef {
     pub fn to_dot(&self) -> String {
         to_dot(self)
     }
+
+    /// Write the DOT text to `path` (I/O errors name the path).
+    pub fn save_dot(&self, path: impl AsRef<std::path::Path>) -> crate::Result<()> {
+        let path = path.as_ref();
+        std::fs::write(path, self.to_dot()).map_err(|e| crate::GraphError::Io {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })
+    }
 }
 
 #[cfg(test)]

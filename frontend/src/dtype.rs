@@ -87,7 +87,9 @@ impl FromStr for DType {
 }
 
 /// A scalar literal: what `&t + 2.0` or a padding value carries before it takes the tensor's dtype.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Equality is bitwise for floats (NaN equals itself, -0.0 differs from 0.0), so graphs
+/// holding such attributes compare equal to their own copies.
+#[derive(Clone, Copy, Debug)]
 pub enum Scalar {
     /// A floating-point literal.
     Float(f64),
@@ -95,6 +97,17 @@ pub enum Scalar {
     Int(i64),
     /// A boolean literal.
     Bool(bool),
+}
+
+impl PartialEq for Scalar {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Scalar::Float(a), Scalar::Float(b)) => a.to_bits() == b.to_bits(),
+            (Scalar::Int(a), Scalar::Int(b)) => a == b,
+            (Scalar::Bool(a), Scalar::Bool(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 impl Scalar {

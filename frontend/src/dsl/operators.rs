@@ -1,7 +1,8 @@
 //! Operator overloading: `&a + &b`, `&a * 2.0`, `2.0 - &a`, `-&a`, and chains such as
 //! `(&a + &b) * &c`. Every operator returns `Result<Tensor>`; a `Result` operand on either
 //! side of a tensor carries an earlier error through the chain, so one `?` at the end
-//! reports the first failure. Rust's orphan rules forbid `Result ⊕ Result` and
+//! reports the first failure. Literals are `f64` or `i64` (one impl each, so `&x * 2.0`
+//! and `&x + 1` infer without annotations) and take the tensor's dtype. Rust's orphan rules forbid `Result ⊕ Result` and
 //! `Result ⊕ literal`, so those need a `?` in between: `((&a + &b)? * 2.0)?`.
 
 use crate::Tensor;
@@ -67,7 +68,7 @@ macro_rules! binop {
                 self.binary(BinaryOp::$op, &rhs?)
             }
         }
-                binop!(@scalars $trait, $method, $op, f64, f32, i64, i32);
+                binop!(@scalars $trait, $method, $op, f64, i64);
     };
     (@scalars $trait:ident, $method:ident, $op:ident, $($s:ty),*) => {$(
         impl $trait<$s> for &Tensor {

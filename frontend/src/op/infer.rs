@@ -103,6 +103,15 @@ pub(super) fn infer(op: &Op, x: &[TensorType]) -> R {
                 ));
             }
             match *dist {
+                super::Distribution::UniformInt { low, high }
+                    if *dtype == DType::I32
+                        && (i32::try_from(low).is_err()
+                            || i32::try_from(high.saturating_sub(1)).is_err()) =>
+                {
+                    return Err(BuildError::Attribute(format!(
+                        "random_int bounds [{low}, {high}) do not fit i32"
+                    )));
+                }
                 super::Distribution::UniformInt { low, high } if low >= high => {
                     return Err(BuildError::Attribute(format!(
                         "random_int needs low < high, got [{low}, {high})"
@@ -287,7 +296,7 @@ pub(super) fn infer(op: &Op, x: &[TensorType]) -> R {
             Ok(TensorType::new(a.dtype, batch))
         }
         Op::Reshape(shape) => {
-            let n: usize = shape.iter().product();
+            let n = checked_numel(shape)?;
             if n != x[0].numel() {
                 return Err(shape_err(
                     vec![x[0].shape.clone(), shape.clone()],
@@ -344,7 +353,9 @@ pub(super) fn infer(op: &Op, x: &[TensorType]) -> R {
                         format!("equal shapes except along axis {axis}"),
                     ));
                 }
-                shape[*axis] += t.shape[*axis];
+                shape[*axis] = shape[*axis]
+                    .checked_add(t.shape[*axis])
+                    .ok_or_else(too_large)?;
             }
             Ok(TensorType::new(first.dtype, shape))
         }
@@ -367,8 +378,12 @@ pub(super) fn infer(op: &Op, x: &[TensorType]) -> R {
                 .shape
                 .iter()
                 .zip(paddings)
-                .map(|(d, (a, b))| d + a + b)
-                .collect::<Vec<_>>();
+                .map(|(d, (a, b))| {
+                    d.checked_add(*a)
+                        .and_then(|x| x.checked_add(*b))
+                        .ok_or_else(too_large)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             Ok(TensorType::new(x[0].dtype, shape))
         }
         Op::Tile(m) => {
@@ -383,8 +398,8 @@ pub(super) fn infer(op: &Op, x: &[TensorType]) -> R {
                 x[0].shape
                     .iter()
                     .zip(m)
-                    .map(|(d, k)| d * k)
-                    .collect::<Vec<_>>(),
+                    .map(|(d, k)| d.checked_mul(*k).ok_or_else(too_large))
+                    .collect::<Result<Vec<_>, _>>()?,
             ))
         }
         Op::Roll { axis, .. } => {
@@ -511,4 +526,16 @@ fn infer_composite(c: &super::Composite, x: &[TensorType]) -> R {
         Err(crate::GraphError::Build { kind, .. }) => Err(kind),
         Err(e) => Err(BuildError::Attribute(e.to_string())),
     }
+}
+
+fn too_large() -> BuildError {
+    BuildError::Attribute("the output would have more elements than fit in memory addresses".into())
+}
+
+/// The number of elements of `shape`, or an error when it overflows `usize`.
+pub fn checked_numel(shape: &[usize]) -> Result<usize, BuildError> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(too_large)
 }

@@ -390,7 +390,9 @@ impl Op {
                 expected: self.arity().describe(),
             });
         }
-        infer::infer(self, inputs)
+        let out = infer::infer(self, inputs)?;
+        infer::checked_numel(&out.shape)?;
+        Ok(out)
     }
 }
 

@@ -7,8 +7,8 @@
 
 use crate::dtype::DType;
 
-/// The distribution of a random op.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// The distribution of a random op (compared bitwise, like every float attribute).
+#[derive(Clone, Copy, Debug)]
 pub enum Distribution {
     /// Normal with the given mean and standard deviation.
     Normal {
@@ -38,6 +38,22 @@ pub enum Distribution {
         /// Upper bound (exclusive).
         high: i64,
     },
+}
+
+impl PartialEq for Distribution {
+    fn eq(&self, other: &Self) -> bool {
+        use Distribution::*;
+        let b = |x: f64| x.to_bits();
+        match (*self, *other) {
+            (Normal { mean: a, stddev: s }, Normal { mean: c, stddev: t })
+            | (TruncatedNormal { mean: a, stddev: s }, TruncatedNormal { mean: c, stddev: t })
+            | (Uniform { low: a, high: s }, Uniform { low: c, high: t }) => {
+                b(a) == b(c) && b(s) == b(t)
+            }
+            (UniformInt { low: a, high: s }, UniformInt { low: c, high: t }) => a == c && s == t,
+            _ => false,
+        }
+    }
 }
 
 impl Distribution {
@@ -77,12 +93,21 @@ impl Distribution {
             Distribution::Uniform { low, high } => {
                 low + (high - low) * uniform01(philox(seed, [index, 0, counter]))
             }
+            Distribution::UniformInt { .. } => self.sample_i64(seed, counter, index) as f64,
+        }
+    }
+
+    /// Element `index` as an exact integer (for [`Distribution::UniformInt`]; other
+    /// distributions are truncated toward zero).
+    pub fn sample_i64(&self, seed: u64, counter: u64, index: u64) -> i64 {
+        match *self {
             Distribution::UniformInt { low, high } => {
                 let w = philox(seed, [index, 0, counter]);
                 let r = ((w[0] as u64) << 32) | w[1] as u64;
-                let range = (high - low) as u64 as u128;
-                low.wrapping_add(((r as u128 * range) >> 64) as i64) as f64
+                let range = high.wrapping_sub(low) as u64 as u128;
+                low.wrapping_add(((r as u128 * range) >> 64) as i64)
             }
+            _ => self.sample(seed, counter, index) as i64,
         }
     }
 }
@@ -134,7 +159,15 @@ pub fn philox(seed: u64, ctr: [u64; 3]) -> [u32; 4] {
 /// drawn from `philox(seed, [index, 0, counter])`.
 pub fn sample_categorical(logits: &[f64], seed: u64, counter: u64, index: u64) -> usize {
     let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let weights: Vec<f64> = logits.iter().map(|&l| (l - m).exp()).collect();
+    // With +inf logits, the +inf classes share all the probability.
+    let weights: Vec<f64> = if m == f64::INFINITY {
+        logits
+            .iter()
+            .map(|&l| (l == f64::INFINITY) as u8 as f64)
+            .collect()
+    } else {
+        logits.iter().map(|&l| (l - m).exp()).collect()
+    };
     let total: f64 = weights.iter().sum();
     let u = uniform01(philox(seed, [index, 0, counter])) * total;
     let mut acc = 0.0;

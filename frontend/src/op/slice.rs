@@ -64,8 +64,17 @@ impl SliceSpec {
             if d.len == 0 {
                 continue;
             }
-            let last = d.start as i64 + (d.len as i64 - 1) * d.step;
-            if d.start >= n || last < 0 || last >= n as i64 {
+            let last = i64::try_from(d.len - 1)
+                .ok()
+                .and_then(|l| l.checked_mul(d.step))
+                .and_then(|o| o.checked_add(d.start as i64));
+            let Some(last) = last.filter(|_| d.start < n) else {
+                return Err(bad(format!(
+                    "axis {axis}: start {} with {} steps of {} leaves 0..{n}",
+                    d.start, d.len, d.step
+                )));
+            };
+            if last < 0 || last >= n as i64 {
                 return Err(bad(format!(
                     "axis {axis}: indices {}..={} (step {}) fall outside 0..{n}",
                     d.start, last, d.step

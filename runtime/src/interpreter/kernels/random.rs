@@ -33,7 +33,7 @@ pub(in crate::interpreter) fn random(
     let numel: usize = shape.iter().product();
     with_dtype!(dtype, T => {
         let data: Vec<T> = (0..numel as u64)
-            .map(|i| T::from_f64(dist.sample(seed, counter, i)))
+            .map(|i| if T::DTYPE.is_int() { T::from_i64(dist.sample_i64(seed, counter, i)) } else { T::from_f64(dist.sample(seed, counter, i)) })
             .collect();
         from_vec(shape, data).map(Value::from)
     })
