@@ -1,1 +1,30 @@
-//! Flumen.
+//! Flumen: TF1-style static dataflow graphs built in a Rust DSL, optimised ahead of time and
+//! run by a [`Session`].
+//!
+//! ```
+//! use flumen::{Graph, Session, DType, Value};
+//! let g = Graph::new();
+//! let x = g.placeholder("x", DType::F32, &[3])?;
+//! let w = g.variable("w", ndarray::arr1(&[1.0f32, 2.0, 3.0]))?;
+//! let y = (&x * &w)?.sum_all()?;
+//! let mut sess = Session::new(&g);
+//! let out = sess.run(&[(&x, Value::from(ndarray::arr1(&[1.0f32, 1.0, 1.0])))], &[&y])?;
+//! assert_eq!(out[0].as_f32()?.iter().next(), Some(&6.0));
+//! # Ok::<(), flumen::GraphError>(())
+//! ```
+#![warn(missing_docs)]
+
+pub mod data;
+mod session;
+
+pub use flumen_frontend::{
+    BuildError, DType, Element, Graph, GraphDef, GraphError, Init, Node, NodeId, Op, Result,
+    Scalar, SliceArgs, Tensor, TensorType, Value, dsl, dtype, error, graph, op, s, value,
+};
+pub use flumen_runtime::SessionState;
+pub use session::{Backend, Session};
+
+/// The compiler crate (passes, verifier).
+pub use flumen_compiler as compiler;
+/// The runtime crate (interpreter, executor).
+pub use flumen_runtime as runtime;

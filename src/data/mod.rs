@@ -1,0 +1,3 @@
+//! Data sets used by the examples and tests.
+
+pub mod mnist;
