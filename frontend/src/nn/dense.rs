@@ -54,13 +54,24 @@ pub fn dense(
     kernel_init: &Initializer,
     bias_init: &Initializer,
 ) -> Result<Tensor> {
-    if x.rank() == 0 || !x.dtype().is_float() {
+    if !x.dtype().is_float() {
+        return Err(build_error(
+            "dense",
+            x,
+            BuildError::DTypeMismatch {
+                dtypes: vec![x.dtype()],
+                expected: "a float input (f32 or f64)".into(),
+                hint: Some("cast the input to f32 or f64 first".into()),
+            },
+        ));
+    }
+    if x.rank() == 0 {
         return Err(build_error(
             "dense",
             x,
             BuildError::ShapeMismatch {
-                shapes: vec![x.shape().to_vec()],
-                expected: format!("a float input of rank >= 1, got {}", x.ty()),
+                shapes: vec![vec![]],
+                expected: "an input of rank >= 1 (features on the last axis)".into(),
             },
         ));
     }

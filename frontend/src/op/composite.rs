@@ -239,10 +239,8 @@ impl Composite {
         let last = -1;
         match self {
             Composite::Softmax { axis } => {
-                let a = *axis as i64;
-                let shifted = (x - &x.max(&[a], true)?.stop_gradient()?)?;
-                let e = shifted.exp()?;
-                &e / &e.sum(&[a], true)?
+                let e = shifted(x, *axis as i64)?.exp()?;
+                &e / &e.sum(&[*axis as i64], true)?
             }
             Composite::LogSoftmax { axis } => log_softmax(x, *axis as i64),
             Composite::SoftmaxCrossEntropy => (&inputs[1] * &log_softmax(x, last)?)?
@@ -264,26 +262,17 @@ impl Composite {
             }
             Composite::MeanSquaredError => (x - &inputs[1])?.square()?.mean(&[last], false),
             Composite::LayerNorm { eps, affine } => {
+                if *affine {
+                    self.check_affine(x, &inputs[1..])?;
+                }
                 let centered = (x - &x.mean(&[last], true)?)?;
                 let var = centered.square()?.mean(&[last], true)?;
                 let normed = (&centered * &(var + *eps)?.rsqrt()?)?;
-                if !affine {
-                    return Ok(normed);
+                if *affine {
+                    (&normed * &inputs[1])? + &inputs[2]
+                } else {
+                    Ok(normed)
                 }
-                let d = x.shape()[x.rank() - 1];
-                for (i, p) in inputs[1..].iter().enumerate() {
-                    if p.shape() != [d] || p.dtype() != x.dtype() {
-                        return Err(self.error(BuildError::ShapeMismatch {
-                            shapes: vec![x.shape().to_vec(), p.shape().to_vec()],
-                            expected: format!(
-                                "{} of type {}[{d}] (the last axis of the input)",
-                                ["gamma", "beta"][i],
-                                x.dtype()
-                            ),
-                        }));
-                    }
-                }
-                (&normed * &inputs[1])? + &inputs[2]
             }
             Composite::L2Normalize { axis, eps } => {
                 let sq = x.square()?.sum(&[*axis as i64], true)?;
@@ -299,6 +288,24 @@ impl Composite {
                 keep.select(&(x * (1.0 / (1.0 - rate)))?, 0.0)
             }
         }
+    }
+
+    /// Layer norm's `gamma` and `beta`: of the input's dtype and shape `[last axis]`.
+    fn check_affine(&self, x: &Tensor, params: &[Tensor]) -> Result<()> {
+        let d = x.shape()[x.rank() - 1];
+        for (name, p) in ["gamma", "beta"].iter().zip(params) {
+            if p.shape() != [d] || p.dtype() != x.dtype() {
+                return Err(self.error(BuildError::ShapeMismatch {
+                    shapes: vec![x.shape().to_vec(), p.shape().to_vec()],
+                    expected: format!(
+                        "{name} of type {}[{d}] (the last axis of the input), got {}",
+                        x.dtype(),
+                        p.ty()
+                    ),
+                }));
+            }
+        }
+        Ok(())
     }
 
     /// Sparse labels: an integer tensor shaped like the logits without their last axis.
@@ -320,10 +327,16 @@ impl Composite {
     }
 }
 
+/// `x - max(x)` along `axis`, the max held constant for differentiation (softmax and
+/// log-softmax do not depend on it).
+fn shifted(x: &Tensor, axis: i64) -> Result<Tensor> {
+    x - &x.max(&[axis], true)?.stop_gradient()?
+}
+
 /// `x - max(x) - ln Σ exp(x - max(x))` along `axis`, from primitives.
 fn log_softmax(x: &Tensor, axis: i64) -> Result<Tensor> {
-    let shifted = (x - &x.max(&[axis], true)?.stop_gradient()?)?;
-    &shifted - &shifted.exp()?.sum(&[axis], true)?.log()?
+    let s = shifted(x, axis)?;
+    &s - &s.exp()?.sum(&[axis], true)?.log()?
 }
 
 /// Typed access to a composite's text-IR attributes.
