@@ -28,6 +28,16 @@
 //!   [`gradients`] (TF1's default). [`gradients_with`]`(.., UnconnectedGradients::Zero)` and
 //!   [`gradients_or_zeros`] give it a zero constant of its dtype and shape instead.
 //!
+//!
+//! Conventions at non-differentiable points (chosen to match TF where it has one):
+//! - `reduce_max`/`reduce_min` send the gradient to every position equal to the extremum,
+//!   split evenly among ties (what central differences give);
+//! - binary `maximum`/`minimum` send it to the selected operand, to `a` on ties (the forward
+//!   op returns `a` then); `select` sends it to the chosen branch, never to the condition;
+//! - `relu` and `abs` have gradient 0 at 0; `pow`'s gradient with respect to the exponent
+//!   is taken as 0 where the base is `<= 0`;
+//! - `reduce_prod` is exact with zeros (each element gets the product of the others).
+//!
 //! Each op's rule is one arm of the exhaustive `match` in `rules.rs`; composites use a
 //! dedicated rule where one is numerically better (softmax, log-softmax, the softmax
 //! cross-entropies) and otherwise the gradient of their expansion (`Composite::build`).

@@ -60,7 +60,10 @@ impl Optimizer for Adam {
     }
 
     fn update_ops(&self, grads_and_vars: &[(Tensor, Tensor)]) -> Result<Vec<Tensor>> {
-        let g = grads_and_vars[0].1.graph();
+        let Some((_, first)) = grads_and_vars.first() else {
+            return Ok(Vec::new());
+        };
+        let g = first.graph();
         let t = g.variable_with("t", Value::scalar(0i64), false)?;
         let t_next = (&t + 1i64)?;
         let mut updates = vec![t.assign(&t_next)?];
