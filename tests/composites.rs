@@ -5,7 +5,7 @@
 mod gradcheck;
 
 use flumen::op::{Composite, Op};
-use flumen::{DType, Graph, Session, Tensor, Value};
+use flumen::{DType, Graph, NodeId, Session, Tensor, Value};
 use flumen_frontend::gradients;
 use flumen_frontend::nn::{Activation, Initializer, Reduction, dense};
 use gradcheck::*;
@@ -403,4 +403,158 @@ fn he_normal_has_keras_statistics() {
         (mean - 1.0).abs() < 0.05 && (std - 2.0).abs() < 0.05,
         "{mean} {std}"
     );
+}
+
+#[test]
+fn composites_gradients_and_train_ops_round_trip_through_text() {
+    let g = Graph::new();
+    let x = g.placeholder("x", DType::F32, &[4, 3]).unwrap();
+    let ids = g.placeholder("ids", DType::I64, &[4]).unwrap();
+    let probs = x.sigmoid().unwrap();
+    let gamma = g
+        .variable("gamma", f64s(&[3], vec![1.0; 3]).cast(DType::F32))
+        .unwrap();
+    let h = dense(
+        "h",
+        &x,
+        3,
+        Activation::Gelu,
+        &Initializer::HeNormal,
+        &Initializer::Zeros,
+    )
+    .unwrap();
+    let normed = h.layer_norm_affine(&gamma, &gamma, 1e-5).unwrap();
+    let dropped = normed
+        .dropout(0.1, Some(3))
+        .unwrap()
+        .l2_normalize(-1, 1e-12)
+        .unwrap();
+    let losses = [
+        dropped
+            .softmax_cross_entropy(&x.softmax(-1).unwrap(), None, Reduction::Sum)
+            .unwrap(),
+        dropped
+            .sparse_softmax_cross_entropy(&ids, None, Reduction::SumOverBatchSize)
+            .unwrap(),
+        probs
+            .binary_cross_entropy(&x.sigmoid().unwrap(), None, Reduction::Sum)
+            .unwrap(),
+        dropped
+            .mean_squared_error(&x.log_softmax(0).unwrap(), None, Reduction::Sum)
+            .unwrap(),
+        x.layer_norm(1e-3).unwrap().sum_all().unwrap(),
+    ];
+    let total = losses
+        .iter()
+        .try_fold(losses[0].clone(), |acc, l| &acc + l)
+        .unwrap();
+    let train = flumen_frontend::train::Optimizer::minimize(
+        &flumen_frontend::train::Adam::default(),
+        &total,
+        None,
+    )
+    .unwrap();
+    // The whole f32 graph runs: forward, backward through every composite, Adam.
+    let mut sess = Session::new(&g);
+    let xv = f64s(&[4, 3], Rng::new(1).vec(12, -1.0, 1.0)).cast(DType::F32);
+    let idv = Value::from_vec(&[4], vec![0i64, 2, 1, 2]).unwrap();
+    for _ in 0..2 {
+        let out = sess
+            .run(&[(&x, xv.clone()), (&ids, idv.clone())], &[&total, &train])
+            .unwrap();
+        assert!(out[0].to_f64_vec()[0].is_finite());
+    }
+    let w = sess.variable(&g.get("h/W").unwrap()).unwrap();
+    assert_eq!(w.dtype(), DType::F32);
+    let def = g.def();
+    let text = def.to_string();
+    for name in [
+        "layer_norm(",
+        "dropout(",
+        "eps=1e-5",
+        "rate=0.1",
+        "binary_cross_entropy(",
+    ] {
+        assert!(text.contains(name), "{name} missing from\n{text}");
+    }
+    let back: flumen::GraphDef = text.parse().unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(back, def);
+}
+
+#[test]
+fn canonicalize_expands_every_composite_and_its_gradient_to_primitives() {
+    use flumen::compiler::Unit;
+    use flumen::compiler::passes::default_pipeline;
+    let g = Graph::new();
+    let x = g.placeholder("x", DType::F64, &[3, 4]).unwrap();
+    let ids = g.placeholder("ids", DType::I32, &[3]).unwrap();
+    let gamma = g
+        .variable("gamma", f64s(&[4], vec![1.0, 0.5, 2.0, 1.5]))
+        .unwrap();
+    let h = x
+        .layer_norm_affine(&gamma, &gamma, 1e-3)
+        .unwrap()
+        .dropout(0.2, Some(9))
+        .unwrap()
+        .l2_normalize(0, 1e-12)
+        .unwrap();
+    let losses = [
+        h.sparse_softmax_cross_entropy(&ids, None, Reduction::Sum)
+            .unwrap(),
+        h.softmax_cross_entropy(&x.softmax(-1).unwrap(), None, Reduction::Sum)
+            .unwrap(),
+        h.sigmoid()
+            .unwrap()
+            .binary_cross_entropy(&x.sigmoid().unwrap(), None, Reduction::Sum)
+            .unwrap(),
+        h.mean_squared_error(&x.log_softmax(0).unwrap(), None, Reduction::Sum)
+            .unwrap(),
+    ];
+    let total = losses
+        .iter()
+        .try_fold(losses[0].clone(), |acc, l| &acc + l)
+        .unwrap();
+    let dgamma = gradients(&[&total], &[&gamma], None)
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    let unit = Unit {
+        def: g.def(),
+        outputs: vec![total.id(), dgamma.id()],
+    };
+    let canon = default_pipeline().run(unit).unwrap();
+    assert!(
+        canon
+            .def
+            .nodes()
+            .iter()
+            .all(|n| !matches!(n.op, Op::Composite(_))),
+        "{}",
+        canon.def
+    );
+    let feeds_for = |g: &Graph| {
+        vec![
+            (
+                g.get("x").unwrap(),
+                f64s(&[3, 4], Rng::new(4).vec(12, -1.0, 1.0)),
+            ),
+            (
+                g.get("ids").unwrap(),
+                Value::from_vec(&[3], vec![3i32, 0, 1]).unwrap(),
+            ),
+        ]
+    };
+    let run = |g: &Graph, fetches: &[NodeId]| {
+        let feeds = feeds_for(g);
+        let feeds: Vec<(&Tensor, Value)> = feeds.iter().map(|(t, v)| (t, v.clone())).collect();
+        let fetches: Vec<Tensor> = fetches.iter().map(|&i| g.tensor(i).unwrap()).collect();
+        let refs: Vec<&Tensor> = fetches.iter().collect();
+        Session::new(g).run(&feeds, &refs).unwrap()
+    };
+    let want = run(&g, &[total.id(), dgamma.id()]);
+    let canon_graph = Graph::from_def(canon.def);
+    let got = run(&canon_graph, &canon.outputs);
+    for (a, b) in got.iter().zip(&want) {
+        assert_close(&a.to_f64_vec(), &b.to_f64_vec(), 1e-12);
+    }
 }
