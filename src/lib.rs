@@ -19,7 +19,8 @@ mod session;
 
 pub use flumen_frontend::{
     BuildError, DType, Element, Graph, GraphDef, GraphError, Init, Node, NodeId, Op, Result,
-    Scalar, SliceArgs, Tensor, TensorType, Value, dsl, dtype, error, graph, op, s, value,
+    Scalar, SliceArgs, Tensor, TensorType, UnconnectedGradients, Value, autodiff, dsl, dtype,
+    error, gradients, gradients_or_zeros, gradients_with, graph, nn, op, s, train, value,
 };
 pub use flumen_runtime::SessionState;
 pub use session::{Backend, Session};

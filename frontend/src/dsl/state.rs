@@ -52,6 +52,22 @@ impl Graph {
         init: impl Into<Init>,
         trainable: bool,
     ) -> Result<Tensor> {
+        let scope = self.current_scope();
+        let full = if scope.is_empty() {
+            name.to_string()
+        } else {
+            format!("{scope}/{name}")
+        };
+        if self.get(&full).is_some() {
+            return Err(crate::GraphError::Build {
+                op: "variable".into(),
+                node: full.clone(),
+                kind: crate::BuildError::Name(format!(
+                    "the name `{full}` is already taken in this graph"
+                )),
+                location: Some(crate::error::SourceLoc(std::panic::Location::caller())),
+            });
+        }
         let init = match init.into() {
             Init::Tensor(t) => t,
             Init::Value(v) => self.constant_named(&format!("{name}/initial_value"), v)?,
