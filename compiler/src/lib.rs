@@ -2,6 +2,7 @@
 //! a pipeline, with the verifier between passes in tests and debug builds).
 #![warn(missing_docs)]
 
+pub mod codegen;
 pub mod kernel;
 pub mod lower;
 pub mod pass;
