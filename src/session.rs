@@ -1,18 +1,29 @@
 //! [`Session`]: runs fetches of a graph with feeds, holding variable state across runs
 //! (TF1 semantics).
 
+use flumen_compiler::CompileReport;
 use flumen_frontend::op::Op;
-use flumen_frontend::{Graph, GraphError, NodeId, Result, Tensor, Value};
+use flumen_frontend::{Graph, GraphDef, GraphError, NodeId, Result, Tensor, Value};
 use flumen_runtime::SessionState;
+use flumen_runtime::exec::Executable;
 use flumen_runtime::interpreter::executor;
 use std::collections::{BTreeMap, HashMap};
 
 /// Which engine executes the graph.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Backend {
-    /// The reference interpreter (the semantics oracle; slow and simple).
+    /// Compiled native code: fused kernels JIT-compiled with Cranelift, matrix products in
+    /// a GEMM library. Compiled once per set of fetches and feeds, then cached.
     #[default]
+    Compiled,
+    /// The reference interpreter (the semantics oracle; slow and simple).
     Interpreter,
+}
+
+/// A cached executable and what compiling it reported.
+struct Cached {
+    exe: Executable,
+    report: CompileReport,
 }
 
 /// Runs a [`Graph`]: `run(feeds, fetches)` evaluates the fetched tensors, applying any
@@ -22,6 +33,7 @@ pub struct Session {
     graph: Graph,
     state: SessionState,
     backend: Backend,
+    cache: HashMap<(Vec<NodeId>, Vec<NodeId>), Cached>,
 }
 
 impl Session {
@@ -36,6 +48,7 @@ impl Session {
             graph: graph.clone(),
             state: SessionState::new(),
             backend,
+            cache: HashMap::new(),
         }
     }
 
@@ -66,12 +79,74 @@ impl Session {
             .iter()
             .map(|t| self.check_fetch(t))
             .collect::<Result<Vec<_>>>()?;
-        let def = self.graph.def();
-        let mut feed_map: HashMap<NodeId, Value> = HashMap::new();
+        let graph = self.graph.clone();
+        let feed_ids = graph.with_def(|def| self.check_feeds(def, feeds))?;
+        match self.backend {
+            Backend::Interpreter => {
+                let def = graph.def();
+                check_all_fed(&def, &feed_ids, &fetch_ids)?;
+                let feed_map: HashMap<NodeId, Value> =
+                    feeds.iter().map(|(t, v)| (t.id(), v.clone())).collect();
+                executor::run(&def, &feed_map, &fetch_ids, &mut self.state)
+            }
+            Backend::Compiled => {
+                let key = (fetch_ids, feed_ids);
+                if !self.cache.contains_key(&key) {
+                    let def = graph.def();
+                    check_all_fed(&def, &key.1, &key.0)?;
+                    let (exe, report) = flumen_compiler::compile(&def, &key.1, &key.0)?;
+                    self.cache.insert(key.clone(), Cached { exe, report });
+                }
+                let cached = self.cache.get_mut(&key).expect("just inserted");
+                if cached
+                    .exe
+                    .variables
+                    .iter()
+                    .any(|v| !self.state.variables.contains_key(v))
+                {
+                    graph.with_def(|def| {
+                        let needed = def.reachable(&key.0, false);
+                        executor::initialize_variables(def, &needed, &mut self.state)
+                    })?;
+                }
+                let values: Vec<&Value> = feeds.iter().map(|(_, v)| v).collect();
+                cached.exe.run(&values, &mut self.state)
+            }
+        }
+    }
+
+    /// What compiling the executable for these fetches and feeds reported (compiling it if
+    /// needed), or `None` on the interpreter backend.
+    pub fn compile_report(
+        &mut self,
+        feeds: &[&Tensor],
+        fetches: &[&Tensor],
+    ) -> Result<Option<CompileReport>> {
+        if self.backend == Backend::Interpreter {
+            return Ok(None);
+        }
+        let fetch_ids = fetches
+            .iter()
+            .map(|t| self.check_fetch(t))
+            .collect::<Result<Vec<_>>>()?;
+        let feed_ids = feeds
+            .iter()
+            .map(|t| self.check_fetch(t))
+            .collect::<Result<Vec<_>>>()?;
+        let key = (fetch_ids, feed_ids);
+        if !self.cache.contains_key(&key) {
+            let def = self.graph.def();
+            let (exe, report) = flumen_compiler::compile(&def, &key.1, &key.0)?;
+            self.cache.insert(key.clone(), Cached { exe, report });
+        }
+        Ok(Some(self.cache[&key].report.clone()))
+    }
+
+    fn check_feeds(&self, def: &GraphDef, feeds: &[(&Tensor, Value)]) -> Result<Vec<NodeId>> {
+        let mut ids: Vec<NodeId> = Vec::with_capacity(feeds.len());
         for (t, v) in feeds {
-            let name = t.name();
             let bad = |msg: String| GraphError::Feed {
-                placeholder: name.clone(),
+                placeholder: t.name(),
                 msg,
             };
             if !self.graph.same_graph(t.graph()) {
@@ -105,25 +180,12 @@ impl Session {
                     shape
                 )));
             }
-            if feed_map.insert(t.id(), v.clone()).is_some() {
+            if ids.contains(&t.id()) {
                 return Err(bad("fed twice".into()));
             }
+            ids.push(t.id());
         }
-        let needed = def.reachable(&fetch_ids, false);
-        for (id, node) in def.iter() {
-            if needed[id.0]
-                && matches!(node.op, Op::Placeholder { .. })
-                && !feed_map.contains_key(&id)
-            {
-                return Err(GraphError::Feed {
-                    placeholder: node.name.clone(),
-                    msg: format!("must be fed a {} value (fetches depend on it)", node.ty),
-                });
-            }
-        }
-        match self.backend {
-            Backend::Interpreter => executor::run(&def, &feed_map, &fetch_ids, &mut self.state),
-        }
+        Ok(ids)
     }
 
     /// Initialise every variable of the graph that is not initialised yet.
@@ -161,6 +223,11 @@ impl Session {
         Ok(())
     }
 
+    /// Drop every cached executable (they are rebuilt on the next run).
+    pub fn clear_cache(&mut self) {
+        self.cache.clear();
+    }
+
     fn check_variable(&self, var: &Tensor) -> Result<()> {
         self.check_fetch(var)?;
         if !matches!(var.op(), Op::Variable { .. }) {
@@ -182,4 +249,18 @@ impl Session {
     pub fn state_mut(&mut self) -> &mut SessionState {
         &mut self.state
     }
+}
+
+/// Every placeholder the fetches depend on must be among the feeds.
+fn check_all_fed(def: &GraphDef, feeds: &[NodeId], fetches: &[NodeId]) -> Result<()> {
+    let needed = def.reachable(fetches, false);
+    for (id, node) in def.iter() {
+        if needed[id.0] && matches!(node.op, Op::Placeholder { .. }) && !feeds.contains(&id) {
+            return Err(GraphError::Feed {
+                placeholder: node.name.clone(),
+                msg: format!("must be fed a {} value (fetches depend on it)", node.ty),
+            });
+        }
+    }
+    Ok(())
 }

@@ -12,6 +12,8 @@ pub struct AffineMap {
     pub base: Vec<i64>,
     /// Coefficients per node axis, one per iteration axis.
     pub coef: Vec<Vec<i64>>,
+    /// Number of iteration axes.
+    pub iter_rank: usize,
 }
 
 impl AffineMap {
@@ -29,6 +31,7 @@ impl AffineMap {
         AffineMap {
             base: vec![0; perm.len()],
             coef,
+            iter_rank,
         }
     }
 
@@ -37,12 +40,8 @@ impl AffineMap {
         Self::select(&(0..rank).collect::<Vec<_>>(), rank)
     }
 
-    fn iter_rank(&self) -> usize {
-        self.coef.first().map_or(0, |r| r.len())
-    }
-
     fn zero_row(&self) -> Vec<i64> {
-        vec![0; self.iter_rank()]
+        vec![0; self.iter_rank]
     }
 
     /// Map for an operand of shape `input` broadcast (numpy rules) to this map's node shape
@@ -60,7 +59,11 @@ impl AffineMap {
                 coef.push(self.coef[k + lead].clone());
             }
         }
-        AffineMap { base, coef }
+        AffineMap {
+            base,
+            coef,
+            iter_rank: self.iter_rank,
+        }
     }
 
     /// Map for the input of a transpose whose output axis `i` is input axis `perm[i]`.
@@ -71,7 +74,11 @@ impl AffineMap {
             base[p] = self.base[i];
             coef[p] = self.coef[i].clone();
         }
-        AffineMap { base, coef }
+        AffineMap {
+            base,
+            coef,
+            iter_rank: self.iter_rank,
+        }
     }
 
     /// Map for the input of a strided slice.
@@ -108,14 +115,18 @@ impl AffineMap {
                 coef.push(self.coef[k].clone());
             }
         }
-        Some(AffineMap { base, coef })
+        Some(AffineMap {
+            base,
+            coef,
+            iter_rank: self.iter_rank,
+        })
     }
 
     /// Element offset and per-iteration-axis strides of a row-major buffer of `shape`.
     pub fn to_strides(&self, shape: &[usize]) -> (i64, Vec<i64>) {
         let cs = contiguous_strides(shape);
         let offset = self.base.iter().zip(&cs).map(|(b, s)| b * s).sum();
-        let strides = (0..self.iter_rank())
+        let strides = (0..self.iter_rank)
             .map(|j| self.coef.iter().zip(&cs).map(|(row, s)| row[j] * s).sum())
             .collect();
         (offset, strides)

@@ -289,7 +289,16 @@ pub fn reduce_kernel<S: NodeSource>(src: &S, node: NodeId, out: BufId) -> Kernel
         base.push(0);
         coef.push(row);
     }
-    let a = kb.access(out, dtype, &out_shape, &AffineMap { base, coef });
+    let a = kb.access(
+        out,
+        dtype,
+        &out_shape,
+        &AffineMap {
+            base,
+            coef,
+            iter_rank,
+        },
+    );
     kb.end_phase(PhaseKind::Store {
         stores: vec![(a, r)],
     });

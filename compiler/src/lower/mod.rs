@@ -185,7 +185,9 @@ impl Lowering<'_> {
                 self.repr[id.0] =
                     Some(self.new_buffer(&ty, Storage::Constant(self.out.constants.len() - 1)));
             }
-            Op::Reshape(_) => {
+            // A reshape of a buffer is the same memory; a unit-axis reshape of a virtual
+            // node is a kernel like any other view.
+            Op::Reshape(_) if self.repr[node.inputs[0].0].is_some() => {
                 let src = self.input_buf(node.inputs[0])?;
                 self.repr[id.0] = Some(self.new_buffer(&ty, Storage::Alias(src)));
             }

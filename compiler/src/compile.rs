@@ -1,0 +1,151 @@
+//! The compiler driver: graph + feeds + fetches → a runnable [`Executable`]: the pass
+//! pipeline, lowering with fusion, memory planning, and JIT compilation of every kernel.
+
+use crate::codegen::jit::JitKernels;
+use crate::kernel::Kernel;
+use crate::lower::{self, LStep, memory};
+use crate::pass::Unit;
+use crate::passes::default_pipeline;
+use flumen_frontend::op::TensorType;
+use flumen_frontend::{GraphDef, GraphError, NodeId, Result};
+use flumen_runtime::exec::{Arena, Executable, KernelStep, MatMulStep, Step};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// What compiling one graph cost and produced.
+#[derive(Clone, Debug, Default)]
+pub struct CompileReport {
+    /// Time in the graph passes.
+    pub passes: Duration,
+    /// Time lowering (fusion) and planning memory.
+    pub lowering: Duration,
+    /// Time generating machine code.
+    pub codegen: Duration,
+    /// Number of steps, kernels and distinct compiled kernels.
+    pub steps: usize,
+    /// Fused kernels in the executable.
+    pub kernels: usize,
+    /// Distinct kernels compiled (identical kernels share code).
+    pub compiled_kernels: usize,
+    /// Steps that fall back to the interpreter.
+    pub interpreted: Vec<String>,
+    /// Arena bytes after planning, and without reuse.
+    pub arena_bytes: (usize, usize),
+}
+
+/// JIT code kept alive by an executable. The JIT's memory is process-wide and immutable
+/// once finalised, so moving the owner between threads is sound.
+struct JitCode(#[allow(dead_code)] JitKernels);
+// SAFETY: see the type's documentation; no method is called on it after compilation.
+unsafe impl Send for JitCode {}
+
+/// Compile the subgraph of `def` that `fetches` need. `feeds` lists the placeholders in
+/// the order their values will be passed to [`Executable::run`].
+pub fn compile(
+    def: &GraphDef,
+    feeds: &[NodeId],
+    fetches: &[NodeId],
+) -> Result<(Executable, CompileReport)> {
+    let mut report = CompileReport::default();
+    let t = Instant::now();
+    let feed_types: Vec<(String, TensorType)> = feeds
+        .iter()
+        .map(|f| (def.node(*f).name.clone(), def.node(*f).ty.clone()))
+        .collect();
+    let unit = default_pipeline().run(Unit {
+        def: def.clone(),
+        outputs: fetches.to_vec(),
+    })?;
+    report.passes = t.elapsed();
+
+    let t = Instant::now();
+    let mut lowered = lower::lower(&unit, &feed_types)?;
+    let arena_bytes = memory::plan(&mut lowered);
+    report.arena_bytes = (arena_bytes, memory::unplanned_bytes(&lowered));
+    report.lowering = t.elapsed();
+
+    let t = Instant::now();
+    // Identical kernels compile once.
+    let mut distinct: Vec<Kernel> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut kernel_ids = Vec::new();
+    for s in &lowered.steps {
+        if let LStep::Kernel(k) = s {
+            let mut key_kernel = k.clone();
+            key_kernel.name.clear();
+            let key = key_kernel.to_string();
+            let i = *index.entry(key).or_insert_with(|| {
+                distinct.push(k.clone());
+                distinct.len() - 1
+            });
+            kernel_ids.push(i);
+        }
+    }
+    let mut jit = JitKernels::new().map_err(|e| GraphError::invalid(format!("codegen: {e}")))?;
+    let fns = jit
+        .compile(&distinct)
+        .map_err(|e| GraphError::invalid(format!("codegen: {e}")))?;
+    report.codegen = t.elapsed();
+    report.kernels = kernel_ids.len();
+    report.compiled_kernels = distinct.len();
+
+    let mut kernel_ids = kernel_ids.into_iter();
+    let steps: Vec<Step> = lowered
+        .steps
+        .into_iter()
+        .map(|s| match s {
+            LStep::Kernel(k) => {
+                let f = fns[kernel_ids.next().expect("one id per kernel")];
+                Step::Kernel(KernelStep {
+                    outer_len: k.outer_len(),
+                    work: k.work(),
+                    args: k.accesses.iter().map(|a| a.buf).collect(),
+                    name: k.name,
+                    f,
+                })
+            }
+            LStep::MatMul {
+                a,
+                b,
+                c,
+                dims,
+                dtype,
+            } => Step::MatMul(MatMulStep {
+                a,
+                b,
+                c,
+                dims,
+                dtype,
+            }),
+            LStep::Interpret {
+                op,
+                name,
+                inputs,
+                output,
+                ty,
+            } => {
+                report.interpreted.push(format!("{} `{name}`", op.name()));
+                Step::Interpret {
+                    op,
+                    name,
+                    inputs,
+                    output,
+                    ty,
+                }
+            }
+            LStep::Copy { src, dst } => Step::Copy { src, dst },
+        })
+        .collect();
+    report.steps = steps.len();
+    let exe = Executable {
+        buffers: lowered.buffers,
+        steps,
+        feeds: lowered.feeds,
+        variables: lowered.variables,
+        constants: lowered.constants,
+        fetches: lowered.fetches,
+        arena: Arena::new(arena_bytes),
+        code: Some(Box::new(JitCode(jit))),
+    };
+    Ok((exe, report))
+}
