@@ -3,11 +3,13 @@
 #![warn(missing_docs)]
 
 pub mod codegen;
+pub mod compile;
 pub mod kernel;
 pub mod lower;
 pub mod pass;
 pub mod passes;
 pub mod verify;
 
+pub use compile::{compile, CompileReport};
 pub use pass::{Pass, Pipeline, Unit};
 pub use verify::verify;
