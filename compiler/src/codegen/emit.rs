@@ -394,7 +394,10 @@ impl<'a, 'f, M: Module> Emitter<'a, 'f, M> {
                     let s = self.lay.acc[self.group_first[g]].outer[kk];
                     if s != 0 {
                         let p = self.fb.use_var(v);
-                        let p2 = self.fb.ins().iadd_imm_s(p, -(s * outer[kk] as i64));
+                        let p2 = self
+                            .fb
+                            .ins()
+                            .iadd_imm_s(p, s.wrapping_mul(outer[kk] as i64).wrapping_neg());
                         self.fb.def_var(v, p2);
                     }
                 }
@@ -487,7 +490,7 @@ impl<'a, 'f, M: Module> Emitter<'a, 'f, M> {
                         if s == 0 {
                             p
                         } else {
-                            e.fb.ins().iadd_imm_s(p, s * lanes as i64)
+                            e.fb.ins().iadd_imm_s(p, s.wrapping_mul(lanes as i64))
                         }
                     })
                     .collect())
@@ -759,7 +762,7 @@ impl<'a, 'f, M: Module> Emitter<'a, 'f, M> {
             }
             let g = &self.lay.acc[a];
             let si = g.inner.last().copied().unwrap_or(0);
-            at.imm[a] = (imm_elems * si) as i32;
+            at.imm[a] = imm_elems.wrapping_mul(si) as i32;
             at.vstride[a] = if vstride_inner {
                 si
             } else {
@@ -781,7 +784,7 @@ impl<'a, 'f, M: Module> Emitter<'a, 'f, M> {
                     if s == 0 {
                         p
                     } else {
-                        e.fb.ins().iadd_imm_s(p, s * by as i64)
+                        e.fb.ins().iadd_imm_s(p, s.wrapping_mul(by as i64))
                     }
                 })
                 .collect()

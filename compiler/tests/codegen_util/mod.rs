@@ -394,9 +394,8 @@ pub fn compare(got: &Value, want: &Value, tol: &dyn Fn(usize, f64) -> Tol) -> Re
                     continue;
                 }
                 let t = tol(i, b);
-                let ok = if a == 0.0 && b == 0.0 {
-                    a.to_bits() == b.to_bits()
-                } else if t.ulps == 0.0 && t.abs == 0.0 {
+                // Zeros and exact tolerances compare bits (so −0 ≠ +0).
+                let ok = if (a == 0.0 && b == 0.0) || (t.ulps == 0.0 && t.abs == 0.0) {
                     a.to_bits() == b.to_bits()
                 } else {
                     let u = if d == DType::F32 { ulp32(b) } else { ulp64(b) };
