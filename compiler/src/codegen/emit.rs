@@ -37,8 +37,8 @@ use crate::kernel::{Expr, Kernel, PhaseKind};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F64, I64};
 use cranelift_codegen::ir::{
-    AbiParam, BlockArg, FuncRef, Function, InstBuilder, MemFlagsData, Signature, UserFuncName,
-    Value,
+    AbiParam, BlockArg, FuncRef, Function, InstBuilder, MemFlagsData, Signature, StackSlot,
+    StackSlotData, StackSlotKind, Type, UserFuncName, Value,
 };
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_module::{FuncId, Linkage, Module};
@@ -176,9 +176,11 @@ struct Nest {
     outer_lanes: u32,
     /// Lanes of the vectorised innermost inner loop, if any.
     inner_vec: Option<u32>,
-    /// Hoisted values at outer lanes, and splatted to `inner_vec` lanes.
-    pre_outer: Vec<Option<Value>>,
-    pre_vec: Vec<Option<Value>>,
+    /// Hoisted values the loop body uses, at outer lanes and splatted to `inner_vec` lanes:
+    /// per expression, its index in `pins`.
+    pre_outer: Vec<Option<usize>>,
+    pre_vec: Vec<Option<usize>>,
+    pins: Vec<Pinned>,
     /// Vector accumulators (`inner_vec` reductions).
     n_vacc: usize,
 }
@@ -253,6 +255,16 @@ fn build_function<M: Module>(
 type Res<T> = Result<T, CodegenError>;
 type Body<'b, 'a, 'f, M> = dyn FnMut(&mut Emitter<'a, 'f, M>, Vec<Value>) -> Res<Vec<Value>> + 'b;
 
+/// A value computed before a loop and reloaded inside it from a stack slot. Cranelift's
+/// egraph places pure instructions at their uses and does not hoist them back out of these
+/// loops, so a horizontal reduction or a splat used in a later loop would otherwise be
+/// recomputed every iteration; the reload is one L1 load per use.
+#[derive(Clone, Copy)]
+struct Pinned {
+    slot: StackSlot,
+    ty: Type,
+}
+
 fn mem() -> MemFlagsData {
     MemFlagsData::new().with_notrap()
 }
@@ -267,6 +279,22 @@ impl<'a, 'f, M: Module> Emitter<'a, 'f, M> {
 
     fn iconst(&mut self, x: i64) -> Value {
         self.fb.ins().iconst(I64, x)
+    }
+
+    /// Store `v` in a new stack slot.
+    fn pin(&mut self, v: Value) -> Pinned {
+        let ty = self.fb.func.dfg.value_type(v);
+        let data = StackSlotData::new(StackSlotKind::ExplicitSlot, ty.bytes(), 4);
+        let slot = self.fb.create_sized_stack_slot(data);
+        self.fb.ins().stack_store(I64, v, slot, 0);
+        Pinned { slot, ty }
+    }
+
+    /// Reload pinned values: per expression, `Some` where `idx` names a pin.
+    fn unpin(&mut self, idx: &[Option<usize>], pins: &[Pinned]) -> Vec<Option<Value>> {
+        idx.iter()
+            .map(|i| i.map(|i| self.fb.ins().stack_load(I64, pins[i].ty, pins[i].slot, 0)))
+            .collect()
     }
 
     fn var(&mut self, v: Value) -> Variable {
@@ -684,14 +712,6 @@ impl<'a, 'f, M: Module> Emitter<'a, 'f, M> {
             };
             acc_ip[a] = Some(id);
         }
-        let mut pre_vec = vec![None; phase.exprs.len()];
-        if let Some(l) = inner_vec {
-            for i in direct_invariants(phase, &self.info[pi]) {
-                if let Some(v) = pre_outer[i] {
-                    pre_vec[i] = Some(self.ops().broadcast(phase.dtypes[i], l, v)?);
-                }
-            }
-        }
         let reduce = match &phase.kind {
             PhaseKind::Reduce { op, value } => Some((*op, phase.dtypes[value.0])),
             PhaseKind::Store { .. } => None,
@@ -701,6 +721,23 @@ impl<'a, 'f, M: Module> Emitter<'a, 'f, M> {
             (Some(_), Some(_)) => self.accumulators,
             _ => 0,
         };
+        // Invariants the body uses, pinned in stack slots (see [`Pinned`]).
+        let np = ips.len();
+        let n = phase.exprs.len();
+        let mut pins = Vec::new();
+        let (mut pre_o, mut pre_v) = (vec![None; n], vec![None; n]);
+        for i in direct_invariants(phase, &self.info[pi]) {
+            if let Some(v) = pre_outer[i] {
+                pre_o[i] = Some(pins.len());
+                pins.push(self.pin(v));
+                if let Some(l) = inner_vec {
+                    pre_v[i] = Some(pins.len());
+                    let b = self.ops().broadcast(phase.dtypes[i], l, v)?;
+                    pins.push(self.pin(b));
+                }
+            }
+        }
+        let (pre_outer, pre_vec) = (pre_o, pre_v);
         let nest = Nest {
             pi,
             ips,
@@ -709,6 +746,7 @@ impl<'a, 'f, M: Module> Emitter<'a, 'f, M> {
             inner_vec,
             pre_outer,
             pre_vec,
+            pins,
             n_vacc,
         };
         let mut state: Vec<Value> = nest.ips.iter().map(|(g, _)| q[*g]).collect();
@@ -723,7 +761,6 @@ impl<'a, 'f, M: Module> Emitter<'a, 'f, M> {
         let Some((op, d)) = reduce else {
             return Ok(None);
         };
-        let np = nest.ips.len();
         let mut acc = state[np + n_vacc];
         if n_vacc > 0 {
             let l = inner_vec.expect("vector accumulators");
@@ -807,7 +844,8 @@ impl<'a, 'f, M: Module> Emitter<'a, 'f, M> {
         let mut one = |e: &mut Self, st: Vec<Value>| -> Res<Vec<Value>> {
             let lanes = nest.outer_lanes;
             let at = e.at(nest, &st[..np], 0, false);
-            let vals = e.eval(pi, lanes, &at, nest.pre_outer.clone(), &[], &want)?;
+            let known = e.unpin(&nest.pre_outer, &nest.pins);
+            let vals = e.eval(pi, lanes, &at, known, &[], &want)?;
             let mut next = advance(e, &st[..np], 1);
             next.extend_from_slice(&st[np..]);
             if let Some(acc) = e.finish_point(pi, lanes, &at, &vals, st.get(scalar_acc).copied())? {
@@ -824,7 +862,8 @@ impl<'a, 'f, M: Module> Emitter<'a, 'f, M> {
             let mut next = st.clone();
             for u in 0..copies {
                 let at = e.at(nest, &st[..np], (u * l) as i64, true);
-                let vals = e.eval(pi, l as u32, &at, nest.pre_vec.clone(), &[], &want)?;
+                let known = e.unpin(&nest.pre_vec, &nest.pins);
+                let vals = e.eval(pi, l as u32, &at, known, &[], &want)?;
                 let acc = st.get(np + u).copied().filter(|_| u < nest.n_vacc);
                 if let Some(acc) = e.finish_point(pi, l as u32, &at, &vals, acc)? {
                     next[np + u] = acc;
