@@ -13,8 +13,17 @@ use flumen_frontend::op::{BinaryOp, ReduceOp, UnaryOp};
 
 #[test]
 fn kernels_compile_to_a_pic_object() {
-    let isa = native_isa(&IsaOptions { is_pic: true, verify: true }).unwrap();
-    let builder = ObjectBuilder::new(isa, "flumen_kernels", cranelift_module::default_libcall_names()).unwrap();
+    let isa = native_isa(&IsaOptions {
+        is_pic: true,
+        verify: true,
+    })
+    .unwrap();
+    let builder = ObjectBuilder::new(
+        isa,
+        "flumen_kernels",
+        cranelift_module::default_libcall_names(),
+    )
+    .unwrap();
     let mut module = ObjectModule::new(builder);
     // f32 softmax-like row kernel (vector code, no imports).
     let mut p0 = PB::new();
@@ -26,7 +35,10 @@ fn kernels_compile_to_a_pic_object() {
         "row_sum_exp",
         &[8],
         &[100],
-        vec![acc(0, DType::F32, 0, &[100], &[1]), acc(1, DType::F32, 0, &[1], &[])],
+        vec![
+            acc(0, DType::F32, 0, &[100], &[1]),
+            acc(1, DType::F32, 0, &[1], &[]),
+        ],
         vec![p0.reduce(ReduceOp::Sum, e), p1.store(false, vec![(1, s)])],
     );
     // f64 transcendentals and f32 pow/mod import exp, tanh, erf, pow and fmod.
@@ -39,7 +51,10 @@ fn kernels_compile_to_a_pic_object() {
         "f64_math",
         &[33],
         &[],
-        vec![acc(0, DType::F64, 0, &[1], &[]), acc(1, DType::F64, 0, &[1], &[])],
+        vec![
+            acc(0, DType::F64, 0, &[1], &[]),
+            acc(1, DType::F64, 0, &[1], &[]),
+        ],
         vec![pb.store(false, vec![(1, d)])],
     );
     let mut pb = PB::new();
@@ -50,16 +65,31 @@ fn kernels_compile_to_a_pic_object() {
         "f32_pow_mod",
         &[17],
         &[],
-        vec![acc(0, DType::F32, 0, &[1], &[]), acc(1, DType::F32, 0, &[1], &[])],
+        vec![
+            acc(0, DType::F32, 0, &[1], &[]),
+            acc(1, DType::F32, 0, &[1], &[]),
+        ],
         vec![pb.store(false, vec![(1, m)])],
     );
-    for (k, name) in [(&k1, "flumen_row_sum_exp"), (&k2, "flumen_f64_math"), (&k3, "flumen_f32_pow_mod")] {
+    for (k, name) in [
+        (&k1, "flumen_row_sum_exp"),
+        (&k2, "flumen_f64_math"),
+        (&k3, "flumen_f32_pow_mod"),
+    ] {
         declare_and_define(&mut module, k, name).unwrap();
     }
     let bytes = module.finish().emit().unwrap();
     assert!(bytes.len() > 1000);
-    let has = |s: &str| bytes.windows(s.len() + 1).any(|w| &w[..s.len()] == s.as_bytes() && w[s.len()] == 0);
-    for name in ["flumen_row_sum_exp", "flumen_f64_math", "flumen_f32_pow_mod"] {
+    let has = |s: &str| {
+        bytes
+            .windows(s.len() + 1)
+            .any(|w| &w[..s.len()] == s.as_bytes() && w[s.len()] == 0)
+    };
+    for name in [
+        "flumen_row_sum_exp",
+        "flumen_f64_math",
+        "flumen_f32_pow_mod",
+    ] {
         assert!(has(name), "exported {name}");
     }
     for sym in IMPORTED_SYMBOLS {
