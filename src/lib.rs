@@ -14,6 +14,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod checkpoint;
 pub mod data;
 mod session;
 
