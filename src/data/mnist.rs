@@ -35,7 +35,11 @@ impl Split {
         self.labels.is_empty()
     }
 
-    /// The examples at `indices`, as a batch.
+    /// The examples at `indices`, as a batch (images `[k, 784]`, labels `[k]`).
+    ///
+    /// # Panics
+    ///
+    /// If an index is `>= self.len()`, like slice indexing.
     pub fn batch(&self, indices: &[usize]) -> (Array2<f32>, Array1<i64>) {
         (
             self.images.select(ndarray::Axis(0), indices),
@@ -79,17 +83,13 @@ pub fn parse_csv(text: &str, source: &str) -> Result<Split> {
             )));
         }
         for (col, f) in fields[..784].iter().enumerate() {
-            let v: f32 = f
-                .trim()
-                .parse()
-                .map_err(|_| at(format!("column {}: `{f}` is not a number", col + 1)))?;
-            if !(0.0..=255.0).contains(&v) {
-                return Err(at(format!(
-                    "column {}: pixel {v} is outside 0..=255",
+            let v: u8 = f.trim().parse().map_err(|_| {
+                at(format!(
+                    "column {}: `{f}` is not a pixel value (an integer in 0..=255)",
                     col + 1
-                )));
-            }
-            pixels.push(v / 255.0);
+                ))
+            })?;
+            pixels.push(f32::from(v) / 255.0);
         }
         let label: i64 = fields[784]
             .trim()
@@ -126,6 +126,12 @@ pub fn load_embedded_5k() -> Result<Mnist> {
     let text = String::from_utf8(gunzip(MNIST_5K_CSV_GZ, source)?)
         .map_err(|e| io_err(source, e.to_string()))?;
     let all = parse_csv(&text, source)?;
+    if all.len() != 5000 {
+        return Err(io_err(
+            source,
+            format!("expected 5000 examples, found {}", all.len()),
+        ));
+    }
     let perm: Vec<usize> = MNIST_5K_PERMUTATION
         .split_whitespace()
         .map(|s| {
@@ -133,10 +139,18 @@ pub fn load_embedded_5k() -> Result<Mnist> {
                 .map_err(|_| io_err("data/mnist_5k_permutation.txt", format!("bad index `{s}`")))
         })
         .collect::<Result<_>>()?;
-    if perm.len() != all.len() || perm.iter().any(|&i| i >= all.len()) {
+    let mut seen = vec![false; all.len()];
+    let is_permutation = perm.len() == all.len()
+        && perm
+            .iter()
+            .all(|&i| i < all.len() && !std::mem::replace(&mut seen[i], true));
+    if !is_permutation {
         return Err(io_err(
             "data/mnist_5k_permutation.txt",
-            "does not match the data set's size",
+            format!(
+                "is not a permutation of 0..{} (train and test would overlap)",
+                all.len()
+            ),
         ));
     }
     let (train_idx, test_idx) = perm.split_at(4000);
@@ -191,8 +205,9 @@ pub fn parse_idx_images(bytes: &[u8], source: &str) -> Result<Array2<f32>> {
         be_u32(bytes, 8) as usize,
         be_u32(bytes, 12) as usize,
     );
-    let size = n
-        .checked_mul(rows * cols)
+    let size = rows
+        .checked_mul(cols)
+        .and_then(|pixels| pixels.checked_mul(n))
         .ok_or_else(|| io_err(source, "header sizes overflow"))?;
     if bytes.len() - 16 != size {
         return Err(io_err(
@@ -235,6 +250,15 @@ fn load_split(dir: &Path, images: &str, labels: &str) -> Result<Split> {
     let (ib, isrc) = read_maybe_gz(dir, images)?;
     let (lb, lsrc) = read_maybe_gz(dir, labels)?;
     let images = parse_idx_images(&ib, &isrc)?;
+    if images.ncols() != 784 {
+        return Err(io_err(
+            &isrc,
+            format!(
+                "expected 28×28 images (784 pixels), found {}",
+                images.ncols()
+            ),
+        ));
+    }
     let labels = parse_idx_labels(&lb, &lsrc)?;
     if images.nrows() != labels.len() {
         return Err(io_err(
