@@ -155,3 +155,36 @@ fn compiled_session_reports_its_compilation() {
     assert_eq!(report.kernels, 1, "{report:?}");
     assert!(report.interpreted.is_empty());
 }
+
+#[test]
+fn bias_and_relu_run_as_the_matmul_epilogue() {
+    let g = Graph::new();
+    let x = g.placeholder("x", DType::F32, &[64, 32]).unwrap();
+    let w = g
+        .variable(
+            "w",
+            ndarray::Array2::<f32>::from_shape_fn((32, 16), |(i, j)| {
+                ((i * 7 + j) % 5) as f32 - 2.0
+            }),
+        )
+        .unwrap();
+    let b = g
+        .variable(
+            "b",
+            ndarray::Array1::<f32>::from_shape_fn(16, |j| j as f32 - 8.0),
+        )
+        .unwrap();
+    let h = (x.matmul(&w).unwrap() + &b).unwrap().relu().unwrap();
+    let xv = Value::from(ndarray::Array2::<f32>::from_shape_fn((64, 32), |(i, j)| {
+        ((i + 3 * j) % 7) as f32 * 0.25 - 0.5
+    }));
+    let mut compiled = Session::new(&g);
+    let report = compiled.compile_report(&[&x], &[&h]).unwrap().unwrap();
+    assert_eq!(report.epilogues, 1, "{report:?}");
+    let got = compiled.run(&[(&x, xv.clone())], &[&h]).unwrap();
+    let want = Session::with_backend(&g, Backend::Interpreter)
+        .run(&[(&x, xv)], &[&h])
+        .unwrap();
+    // Small integers times quarters: both backends are exact here.
+    assert!(got[0].bit_eq(&want[0]));
+}

@@ -27,6 +27,8 @@ pub struct CompileReport {
     pub kernels: usize,
     /// Distinct kernels compiled (identical kernels share code).
     pub compiled_kernels: usize,
+    /// Elementwise kernels run as matrix-product epilogues.
+    pub epilogues: usize,
     /// Steps that fall back to the interpreter.
     pub interpreted: Vec<String>,
     /// Arena bytes after planning, and without reuse.
@@ -70,7 +72,12 @@ pub fn compile(
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut kernel_ids = Vec::new();
     for s in &lowered.steps {
-        if let LStep::Kernel(k) = s {
+        let kernel = match s {
+            LStep::Kernel(k) => Some(k),
+            LStep::MatMul { epilogue, .. } => epilogue.as_ref(),
+            _ => None,
+        };
+        if let Some(k) = kernel {
             let mut key_kernel = k.clone();
             key_kernel.name.clear();
             let key = key_kernel.to_string();
@@ -110,13 +117,22 @@ pub fn compile(
                 c,
                 dims,
                 dtype,
-            } => Step::MatMul(MatMulStep {
-                a,
-                b,
-                c,
-                dims,
-                dtype,
-            }),
+                epilogue,
+            } => {
+                report.epilogues += epilogue.is_some() as usize;
+                let epilogue = epilogue.map(|k| {
+                    let f = fns[kernel_ids.next().expect("one id per kernel")];
+                    (f, k.accesses.iter().map(|a| a.buf).collect())
+                });
+                Step::MatMul(MatMulStep {
+                    a,
+                    b,
+                    c,
+                    dims,
+                    dtype,
+                    epilogue,
+                })
+            }
             LStep::Interpret {
                 op,
                 name,

@@ -4,6 +4,7 @@
 
 pub mod affine;
 pub mod classify;
+pub mod epilogue;
 pub mod kernels;
 pub mod memory;
 
@@ -31,6 +32,9 @@ pub enum LStep {
         dims: MatMulDims,
         /// Element type.
         dtype: DType,
+        /// An elementwise kernel over the product's elements (row-major linear index), run
+        /// on each block of rows right after the block is computed (bias, activation).
+        epilogue: Option<Kernel>,
     },
     /// An op evaluated by the interpreter.
     Interpret {
@@ -70,7 +74,21 @@ impl LStep {
                 r.extend(written);
                 r
             }
-            LStep::MatMul { a, b, .. } => vec![*a, *b],
+            LStep::MatMul {
+                a, b, c, epilogue, ..
+            } => {
+                let mut r = vec![*a, *b];
+                if let Some(k) = epilogue {
+                    let written = k.outputs();
+                    r.extend(
+                        k.accesses
+                            .iter()
+                            .map(|x| x.buf)
+                            .filter(|x| !written.contains(x) && x != c),
+                    );
+                }
+                r
+            }
             LStep::Interpret { inputs, .. } => inputs.iter().map(|(b, _)| *b).collect(),
             LStep::Copy { src, .. } => vec![*src],
         }
@@ -80,7 +98,13 @@ impl LStep {
     pub fn writes(&self) -> Vec<BufId> {
         match self {
             LStep::Kernel(k) => k.outputs(),
-            LStep::MatMul { c, .. } => vec![*c],
+            LStep::MatMul { c, epilogue, .. } => {
+                let mut w = vec![*c];
+                if let Some(k) = epilogue {
+                    w.extend(k.outputs());
+                }
+                w
+            }
             LStep::Interpret { output, .. } => vec![*output],
             LStep::Copy { dst, .. } => vec![*dst],
         }
@@ -262,6 +286,7 @@ impl Lowering<'_> {
                             c: out,
                             dims,
                             dtype: ty.dtype,
+                            epilogue: None,
                         });
                     }
                     None => self.interpret(id, out)?,
@@ -381,6 +406,7 @@ pub fn lower(unit: &Unit, feeds: &[(String, TensorType)]) -> Result<Lowered> {
         })
         .collect();
     snapshot_variables(&mut l.out);
+    epilogue::fuse_matmul_epilogues(&mut l.out);
     Ok(l.out)
 }
 

@@ -2,6 +2,7 @@
 //! `op` optionally transposes. Operands are dense row-major matrices; a batch stride of 0
 //! broadcasts one operand over the batch.
 
+use super::KernelFn;
 use flumen_frontend::DType;
 
 /// Shapes and strides of a (batched) matrix product.
@@ -28,59 +29,174 @@ pub struct MatMulDims {
 /// Products with at least this many multiply-adds use every core.
 const PARALLEL_FLOPS: usize = 1 << 18;
 
+/// Bytes of output per row block when an epilogue follows the product (kept in L2).
+const EPILOGUE_BLOCK_BYTES: usize = 64 * 1024;
+
+/// A compiled epilogue kernel and its argument array.
+pub type Epilogue = (KernelFn, *const *mut u8);
+
+/// Raw pointers handed to worker threads (each task touches disjoint rows of `c`).
+#[derive(Clone, Copy)]
+struct Shared<T>(T);
+// SAFETY: tasks write disjoint row blocks; the buffers outlive the parallel section.
+unsafe impl<T> Send for Shared<T> {}
+unsafe impl<T> Sync for Shared<T> {}
+
+impl<T: Copy> Shared<T> {
+    /// The pointers (a method, so closures capture the whole `Send` wrapper).
+    fn get(self) -> T {
+        self.0
+    }
+}
+
 /// Compute the product into `c` (which must not overlap `a` or `b`) with the `gemm` crate
-/// (AVX-512 microkernels where the CPU has them).
+/// (AVX-512 microkernels where the CPU has them), then run the epilogue, if any, on each
+/// block of rows right after it is computed.
 ///
 /// # Safety
-/// The pointers must address buffers of the sizes `dims` implies, of element type `dtype`.
-pub unsafe fn matmul_into(dtype: DType, a: *const u8, b: *const u8, c: *mut u8, d: &MatMulDims) {
+/// The pointers must address buffers of the sizes `dims` implies, of element type `dtype`;
+/// the epilogue's arguments must cover every access of its kernel over `batch·m·n`
+/// iterations.
+pub unsafe fn matmul_into(
+    dtype: DType,
+    a: *const u8,
+    b: *const u8,
+    c: *mut u8,
+    d: &MatMulDims,
+    epilogue: Option<Epilogue>,
+) {
     match dtype {
         // SAFETY: forwarded from the caller.
-        DType::F32 => unsafe { mm::<f32>(a as *const f32, b as *const f32, c as *mut f32, d, 1.0) },
-        DType::F64 => unsafe { mm::<f64>(a as *const f64, b as *const f64, c as *mut f64, d, 1.0) },
+        DType::F32 => unsafe {
+            mm::<f32>(
+                a as *const f32,
+                b as *const f32,
+                c as *mut f32,
+                d,
+                1.0,
+                epilogue,
+            )
+        },
+        DType::F64 => unsafe {
+            mm::<f64>(
+                a as *const f64,
+                b as *const f64,
+                c as *mut f64,
+                d,
+                1.0,
+                epilogue,
+            )
+        },
         _ => unreachable!("integer matmuls are lowered to interpreter steps"),
     }
 }
 
-unsafe fn mm<T: Copy + 'static>(a: *const T, b: *const T, c: *mut T, d: &MatMulDims, one: T) {
+/// One block: rows `r0..r1` of batch `bi`.
+///
+/// # Safety
+/// As [`matmul_into`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn block<T: Copy + 'static>(
+    a: *const T,
+    b: *const T,
+    c: *mut T,
+    d: &MatMulDims,
+    one: T,
+    bi: usize,
+    rows: (usize, usize),
+    parallelism: gemm::Parallelism,
+) {
     let (m, n, k) = (d.m, d.n, d.k);
+    let (r0, r1) = rows;
     // Element strides (row, column) of op(a) [m, k] and op(b) [k, n].
-    let (a_rs, a_cs) = if d.transpose_a { (1, m as isize) } else { (k as isize, 1) };
-    let (b_rs, b_cs) = if d.transpose_b { (1, k as isize) } else { (n as isize, 1) };
-    let parallelism = if m * n * k >= PARALLEL_FLOPS && rayon::current_num_threads() > 1 {
-        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    let (a_rs, a_cs) = if d.transpose_a {
+        (1, m as isize)
     } else {
-        gemm::Parallelism::None
+        (k as isize, 1)
     };
-    for i in 0..d.batch {
-        // SAFETY: the caller guarantees the buffers' extents; c does not alias a or b.
-        unsafe {
-            let cp = c.add(i * m * n);
-            if k == 0 {
-                std::ptr::write_bytes(cp, 0, m * n);
-                continue;
-            }
-            gemm::gemm(
-                m,
-                n,
-                k,
-                cp,
-                1,
-                n as isize,
-                false,
-                a.add(i * d.a_batch_stride),
-                a_cs,
-                a_rs,
-                b.add(i * d.b_batch_stride),
-                b_cs,
-                b_rs,
-                one,
-                one,
-                false,
-                false,
-                false,
-                parallelism,
-            );
+    let (b_rs, b_cs) = if d.transpose_b {
+        (1, k as isize)
+    } else {
+        (n as isize, 1)
+    };
+    // SAFETY: every offset stays inside the caller's buffers.
+    unsafe {
+        let cp = c.add(bi * m * n + r0 * n);
+        if k == 0 {
+            std::ptr::write_bytes(cp, 0, (r1 - r0) * n);
+            return;
         }
+        let ap = a.add(bi * d.a_batch_stride).offset(r0 as isize * a_rs);
+        let bp = b.add(bi * d.b_batch_stride);
+        gemm::gemm(
+            r1 - r0,
+            n,
+            k,
+            cp,
+            1,
+            n as isize,
+            false,
+            ap,
+            a_cs,
+            a_rs,
+            bp,
+            b_cs,
+            b_rs,
+            one,
+            one,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+unsafe fn mm<T: Copy + Send + Sync + 'static>(
+    a: *const T,
+    b: *const T,
+    c: *mut T,
+    d: &MatMulDims,
+    one: T,
+    epi: Option<Epilogue>,
+) {
+    let (m, n, k) = (d.m, d.n, d.k);
+    let big = d.batch * m * n * k >= PARALLEL_FLOPS && rayon::current_num_threads() > 1;
+    let Some((f, args)) = epi else {
+        let par = if big {
+            gemm::Parallelism::Rayon(rayon::current_num_threads())
+        } else {
+            gemm::Parallelism::None
+        };
+        for bi in 0..d.batch {
+            // SAFETY: forwarded from the caller.
+            unsafe { block(a, b, c, d, one, bi, (0, m), par) };
+        }
+        return;
+    };
+    let rows_per_block =
+        (EPILOGUE_BLOCK_BYTES / (n.max(1) * std::mem::size_of::<T>())).clamp(4, m.max(1));
+    let blocks: Vec<(usize, usize, usize)> = (0..d.batch)
+        .flat_map(|bi| {
+            (0..m)
+                .step_by(rows_per_block)
+                .map(move |r0| (bi, r0, (r0 + rows_per_block).min(m)))
+        })
+        .collect();
+    let shared = Shared((a, b, c, args));
+    let run = move |&(bi, r0, r1): &(usize, usize, usize)| {
+        let (a, b, c, args) = shared.get();
+        // SAFETY: disjoint rows per task; the epilogue reads the rows just written and
+        // writes its own output at the same linear indices.
+        unsafe {
+            block(a, b, c, d, one, bi, (r0, r1), gemm::Parallelism::None);
+            f(args, (bi * m + r0) * n, (bi * m + r1) * n);
+        }
+    };
+    if big && blocks.len() > 1 {
+        use rayon::prelude::*;
+        blocks.par_iter().for_each(run);
+    } else {
+        blocks.iter().for_each(run);
     }
 }

@@ -11,7 +11,7 @@ mod run;
 mod steps;
 
 pub use buffers::{Arena, BufferDecl, Storage};
-pub use matmul::{MatMulDims, matmul_into};
+pub use matmul::{Epilogue, MatMulDims, matmul_into};
 pub use steps::{KernelStep, MatMulStep, Step};
 
 use flumen_frontend::{TensorType, Value};

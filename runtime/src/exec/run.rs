@@ -121,8 +121,23 @@ impl Executable {
                     unsafe { run_kernel(k, &args) };
                 }
                 Step::MatMul(m) => {
-                    // SAFETY: planned buffers of the right sizes; c does not alias a or b.
-                    unsafe { matmul_into(m.dtype, ptrs[m.a.0], ptrs[m.b.0], ptrs[m.c.0], &m.dims) };
+                    let epilogue = m.epilogue.as_ref().map(|(f, bufs)| {
+                        args.clear();
+                        args.extend(bufs.iter().map(|b| ptrs[b.0]));
+                        (*f, args.as_ptr())
+                    });
+                    // SAFETY: planned buffers of the right sizes; c does not alias a or b;
+                    // the epilogue's arguments cover its accesses.
+                    unsafe {
+                        matmul_into(
+                            m.dtype,
+                            ptrs[m.a.0],
+                            ptrs[m.b.0],
+                            ptrs[m.c.0],
+                            &m.dims,
+                            epilogue,
+                        )
+                    };
                 }
                 Step::Interpret {
                     op,

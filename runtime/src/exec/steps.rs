@@ -30,6 +30,9 @@ pub struct MatMulStep {
     pub dims: MatMulDims,
     /// Element type.
     pub dtype: DType,
+    /// An elementwise kernel (and its argument buffers) run on each block of output rows
+    /// right after the block is computed; its outer index is the product's linear index.
+    pub epilogue: Option<(KernelFn, Vec<BufId>)>,
 }
 
 /// One step of an executable.
@@ -70,7 +73,18 @@ impl Step {
                 "kernel {} ({} outer iterations) args {:?}",
                 k.name, k.outer_len, k.args
             ),
-            Step::MatMul(m) => format!("matmul {:?} · {:?} -> {:?} {:?}", m.a, m.b, m.c, m.dims),
+            Step::MatMul(m) => format!(
+                "matmul {:?} · {:?} -> {:?} {:?}{}",
+                m.a,
+                m.b,
+                m.c,
+                m.dims,
+                if m.epilogue.is_some() {
+                    " + epilogue"
+                } else {
+                    ""
+                }
+            ),
             Step::Interpret {
                 op,
                 name,
