@@ -188,3 +188,30 @@ fn bias_and_relu_run_as_the_matmul_epilogue() {
     // Small integers times quarters: both backends are exact here.
     assert!(got[0].bit_eq(&want[0]));
 }
+
+#[test]
+fn in_place_updates_keep_run_start_semantics() {
+    both(|backend| {
+        let g = Graph::new();
+        let v = g.variable("v", arr1(&[1.0f32, 2.0, 3.0])).unwrap();
+        let w = g.variable("w", arr1(&[10.0f32, 20.0, 30.0])).unwrap();
+        // The new value of v is computed element for element from v (in place), is read
+        // again after the assign, and the old v is read after the assign too.
+        let v_new = (&v * 2.0).unwrap();
+        let set_v = v.assign(&v_new).unwrap();
+        let uses_new = (&v_new + 1.0).unwrap();
+        let uses_old = (&v * 3.0).unwrap();
+        // w's update reads v's old value; w is assigned after v.
+        let set_w = w.assign((&w + &v).unwrap()).unwrap();
+        let mut sess = Session::with_backend(&g, backend);
+        let out = sess
+            .run(&[], &[&set_v, &uses_new, &uses_old, &set_w])
+            .unwrap();
+        assert_eq!(f32s(&out[0]), vec![2.0, 4.0, 6.0], "{backend:?}");
+        assert_eq!(f32s(&out[1]), vec![3.0, 5.0, 7.0], "{backend:?}");
+        assert_eq!(f32s(&out[2]), vec![3.0, 6.0, 9.0], "{backend:?}");
+        assert_eq!(f32s(&out[3]), vec![11.0, 22.0, 33.0], "{backend:?}");
+        assert_eq!(f32s(&sess.variables()["v"]), vec![2.0, 4.0, 6.0]);
+        assert_eq!(f32s(&sess.variables()["w"]), vec![11.0, 22.0, 33.0]);
+    });
+}

@@ -64,6 +64,18 @@ pub fn compile(
     let mut lowered = lower::lower(&unit, &feed_types)?;
     let arena_bytes = memory::plan(&mut lowered);
     report.arena_bytes = (arena_bytes, memory::unplanned_bytes(&lowered));
+    if std::env::var("FLUMEN_DUMP").is_ok_and(|v| {
+        v.split(',')
+            .any(|p| p.trim() == "lower" || p.trim() == "all")
+    }) {
+        eprintln!("// steps after lowering ({arena_bytes} arena bytes)");
+        for (i, s) in lowered.steps.iter().enumerate() {
+            match s {
+                LStep::Kernel(k) => eprintln!("step {i}: {k}"),
+                other => eprintln!("step {i}: {other:?}"),
+            }
+        }
+    }
     report.lowering = t.elapsed();
 
     let t = Instant::now();

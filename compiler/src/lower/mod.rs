@@ -5,6 +5,7 @@
 pub mod affine;
 pub mod classify;
 pub mod epilogue;
+pub mod inplace;
 pub mod kernels;
 pub mod memory;
 
@@ -407,6 +408,7 @@ pub fn lower(unit: &Unit, feeds: &[(String, TensorType)]) -> Result<Lowered> {
         .collect();
     snapshot_variables(&mut l.out);
     epilogue::fuse_matmul_epilogues(&mut l.out);
+    inplace::assign_in_place(&mut l.out);
     Ok(l.out)
 }
 
