@@ -22,6 +22,7 @@ use flumen::nn::{Initializer, Reduction};
 use flumen::train::{Adam, Optimizer};
 use flumen::{Backend, DType, Graph, GraphError, Result, Session, Tensor, Value};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Instant;
 
 /// The batch size of the tutorial.
@@ -286,8 +287,18 @@ fn progress_bar(len: usize, epoch: usize, epochs: usize) -> indicatif::ProgressB
     bar
 }
 
-fn main() -> Result<()> {
-    let args = Args::parse();
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Train, report and save as `args` say.
+fn run(args: Args) -> Result<()> {
     let start = Instant::now();
     let data = load(args.data_dir.as_deref())?;
     if data.train.is_empty() || data.test.is_empty() {
@@ -328,6 +339,10 @@ fn main() -> Result<()> {
              ({:.1} s)",
             start.elapsed().as_secs_f64()
         );
+    }
+
+    if args.epochs == 0 {
+        accuracy = model.accuracy(&mut sess, &data.test)?;
     }
 
     std::fs::create_dir_all(&args.out).map_err(|e| io_err(&args.out, e))?;
