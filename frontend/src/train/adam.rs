@@ -82,12 +82,10 @@ impl Optimizer for Adam {
                     a
                 }
             };
+            // Slots start at zero: a broadcast scalar, so saved graphs stay small.
             let slot = |s: &str| {
-                g.variable_with(
-                    &format!("{}/{s}", var.name()),
-                    Value::zeros(dtype, var.shape()),
-                    false,
-                )
+                let zeros = g.scalar(0i64, dtype)?.broadcast_to(var.shape())?;
+                g.variable_with(&format!("{}/{s}", var.name()), &zeros, false)
             };
             let (m, v) = (slot("m")?, slot("v")?);
             let m_next = (&m + &((grad - &m)? * (1.0 - self.beta1))?)?;
