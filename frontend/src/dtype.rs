@@ -133,9 +133,9 @@ impl Scalar {
             (Scalar::Float(x), d) => {
                 x.fract() == 0.0
                     && match d {
-                        DType::I32 => x >= i32::MIN as f64 && x <= i32::MAX as f64,
+                        DType::I32 => (i32::MIN as f64..=i32::MAX as f64).contains(&x),
                         DType::U8 => (0.0..=255.0).contains(&x),
-                        _ => x >= -9.2e18 && x <= 9.2e18,
+                        _ => (-9.2e18..=9.2e18).contains(&x),
                     }
             }
         }

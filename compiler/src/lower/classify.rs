@@ -64,8 +64,8 @@ pub fn classify(def: &GraphDef, executed: &[bool], fetched: &[bool]) -> Vec<bool
         let all_kernel = !cons.is_empty()
             && cons.iter().all(|(c, slot)| {
                 let cn = def.node(*c);
-                kernel_reads(cn, *slot)
-                    && !(matches!(cn.op, Op::Reshape(_)) && !is_unit_reshape(def, cn))
+                let needs_buffer = matches!(cn.op, Op::Reshape(_)) && !is_unit_reshape(def, cn);
+                kernel_reads(cn, *slot) && !needs_buffer
             });
         uses[id.0] = cons
             .iter()

@@ -315,7 +315,7 @@ impl Tensor {
     #[track_caller]
     pub fn split(&self, n: usize, axis: i64) -> Result<Vec<Tensor>> {
         let a = resolve_axis("split", self, axis, self.rank())?;
-        if n == 0 || self.shape()[a] % n != 0 {
+        if n == 0 || !self.shape()[a].is_multiple_of(n) {
             return Err(build_error(
                 "split",
                 self,

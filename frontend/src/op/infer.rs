@@ -52,8 +52,7 @@ fn same_dtype(op: &str, a: DType, b: DType) -> Result<(), BuildError> {
     }
     let hint = if a.is_numeric() && b.is_numeric() {
         Some(format!(
-            "{op} does not convert implicitly; insert a cast, e.g. `x.cast(DType::{})`",
-            format!("{a:?}")
+            "{op} does not convert implicitly; insert a cast, e.g. `x.cast(DType::{a:?})`"
         ))
     } else {
         None
@@ -117,14 +116,16 @@ pub(super) fn infer(op: &Op, x: &[TensorType]) -> R {
                         "random_int needs low < high, got [{low}, {high})"
                     )));
                 }
-                super::Distribution::Uniform { low, high } if !(low < high) => {
+                super::Distribution::Uniform { low, high }
+                    if low.partial_cmp(&high) != Some(std::cmp::Ordering::Less) =>
+                {
                     return Err(BuildError::Attribute(format!(
                         "random_uniform needs low < high, got [{low}, {high})"
                     )));
                 }
                 super::Distribution::Normal { stddev, .. }
                 | super::Distribution::TruncatedNormal { stddev, .. }
-                    if !(stddev >= 0.0) =>
+                    if stddev.is_nan() || stddev < 0.0 =>
                 {
                     return Err(BuildError::Attribute(format!(
                         "stddev must be >= 0, got {stddev}"

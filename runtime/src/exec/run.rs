@@ -23,7 +23,7 @@ fn data_ptr(v: &Value) -> *mut u8 {
 }
 
 fn data_ptr_mut(v: &mut Value) -> *mut u8 {
-    map_value!(v, a => a.as_mut_ptr() as *mut u8)
+    map_value!(v, a => a.as_mut_ptr().cast::<u8>())
 }
 
 fn standard(v: &Value) -> bool {
