@@ -174,8 +174,10 @@ unsafe fn mm<T: Copy + Send + Sync + 'static>(
         }
         return;
     };
-    let rows_per_block =
-        (EPILOGUE_BLOCK_BYTES / (n.max(1) * std::mem::size_of::<T>())).clamp(4, m.max(1));
+    // At least 4 rows per block, at most all of them (`clamp` would panic for m < 4).
+    let rows_per_block = (EPILOGUE_BLOCK_BYTES / (n.max(1) * std::mem::size_of::<T>()))
+        .max(4)
+        .min(m.max(1));
     let blocks: Vec<(usize, usize, usize)> = (0..d.batch)
         .flat_map(|bi| {
             (0..m)
