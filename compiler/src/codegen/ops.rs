@@ -338,8 +338,10 @@ impl<'a, 'f> Ops<'a, 'f> {
         })
     }
 
-    /// f32 sin/cos: the polynomial path, with a cold branch calling the f64 library on every
-    /// lane when some |x| exceeds [`math::TRIG_LIMIT`] (or is inf).
+    /// f32 sin/cos: the polynomial path, with a cold branch calling the f64 library when
+    /// some |x| exceeds [`math::TRIG_LIMIT`] (or is inf). Only those lanes take the
+    /// library's value, so a lane's result never depends on the other lanes of its vector
+    /// (and so not on vectorisation or fusion).
     fn trig_f32(&mut self, cos: bool, lanes: u32, x: Value) -> R {
         let ty = self.ty(x);
         let mut fx = Fx::new(self.fb, ty);
@@ -362,7 +364,8 @@ impl<'a, 'f> Ops<'a, 'f> {
         self.fb.switch_to_block(slow);
         let sym = if cos { Sym::Cos } else { Sym::Sin };
         let exact = self.via_f64(lanes, &[x], |o, s| o.call(sym, s))?;
-        self.fb.ins().jump(join, &[BlockArg::Value(exact)]);
+        let merged = self.select(big, exact, fast)?;
+        self.fb.ins().jump(join, &[BlockArg::Value(merged)]);
         self.fb.seal_block(join);
         self.fb.switch_to_block(join);
         Ok(res)
