@@ -18,6 +18,13 @@
 //! `scatter_add`, `top_k`, `argsort`, every random op and `categorical`, the `softmax`
 //! composite, and `no_op` groups; any node may get control inputs. Names use nested scopes.
 //!
+//! [`arb_graph_ext`] draws from [`EXT_STEP_KINDS`] families: those of [`arb_graph`] plus
+//! families aimed at the compiler: every composite op, chains of elementwise ops on one
+//! value (fusion), dense layers (`matmul` + bias + activation), reductions of layout views,
+//! normalisation patterns (`x - reduce(x)` with `keepdims`) and chains of layout ops ending
+//! in an elementwise op or a reduction (index maps composed through several views). [`feed_value`] makes
+//! random placeholder feeds.
+//!
 //! Float *attributes* (random-op parameters, pad values) are never NaN, because `Op`
 //! compares them with `==` and a graph holding one would not equal itself; NaNs appear in
 //! tensor values, which compare bitwise.
@@ -76,6 +83,70 @@ pub fn graph_from_steps(steps: &[(u8, u64)], max_nodes: usize) -> GraphDef {
 
 /// Number of op families a step can choose from.
 pub const STEP_KINDS: u8 = 27;
+
+/// Number of op families a step of [`arb_graph_ext`] can choose from: the
+/// [`STEP_KINDS`] of [`arb_graph`] and six more (composites, elementwise chains, dense
+/// layers, reductions of views, normalisation patterns, chains of layout ops).
+pub const EXT_STEP_KINDS: u8 = STEP_KINDS + 6;
+
+/// A random well-typed graph of at most `max_nodes` nodes drawn from every family of
+/// [`arb_graph`] and the compiler-oriented ones of [`EXT_STEP_KINDS`] (see the
+/// [module docs](self)).
+pub fn arb_graph_ext(max_nodes: usize) -> impl Strategy<Value = GraphDef> {
+    prop::collection::vec((0..EXT_STEP_KINDS, any::<u64>()), 1..=max_nodes.max(1) * 2)
+        .prop_map(move |steps| graph_from_ext_steps(&steps, max_nodes))
+}
+
+/// The graph [`arb_graph_ext`] builds from `steps` (each an op family `0..EXT_STEP_KINDS`,
+/// taken modulo, and a seed).
+pub fn graph_from_ext_steps(steps: &[(u8, u64)], max_nodes: usize) -> GraphDef {
+    let mut g = Gen {
+        def: GraphDef::new(),
+        rng: Rng(0),
+    };
+    for &(kind, seed) in steps {
+        if g.def.len() >= max_nodes {
+            break;
+        }
+        g.rng = Rng(seed ^ 0x5DEE_CE66_D1CE_4E5B);
+        let kind = kind % EXT_STEP_KINDS;
+        if kind < STEP_KINDS {
+            g.step(kind);
+        } else {
+            g.ext_step(kind - STEP_KINDS);
+        }
+    }
+    truncate(&g.def, max_nodes)
+}
+
+/// A random value of `dtype` and `shape` determined by `seed`, with the special values of
+/// the generated constants mixed in (as [`arb_value`] makes them).
+pub fn special_value(dtype: DType, shape: &[usize], seed: u64) -> Value {
+    Rng(seed).value(dtype, shape)
+}
+
+/// A random value of `dtype` and `shape` to feed a placeholder, determined by `seed`.
+/// One feed in four mixes in the special values of the generated constants (NaNs with
+/// payloads, infinities, `-0.0`, subnormals, arbitrary bit patterns, extreme integers); the
+/// others are ordinary: floats uniform in `[-4, 4)`, integers in `-10..=10` (u8: any),
+/// bools fair.
+pub fn feed_value(dtype: DType, shape: &[usize], seed: u64) -> Value {
+    let mut r = Rng(seed ^ 0x0F0E_EDFE_EDF0_0D5E);
+    if r.one_in(4) {
+        return r.value(dtype, shape);
+    }
+    let n: usize = shape.iter().product();
+    let unit = |r: &mut Rng| (r.next() >> 11) as f64 / (1u64 << 53) as f64 * 8.0 - 4.0;
+    let v = match dtype {
+        DType::F32 => Value::from_vec(shape, r.vec(n, |r| unit(r) as f32)),
+        DType::F64 => Value::from_vec(shape, r.vec(n, unit)),
+        DType::I32 => Value::from_vec(shape, r.vec(n, |r| r.below(21) as i32 - 10)),
+        DType::I64 => Value::from_vec(shape, r.vec(n, |r| r.below(21) as i64 - 10)),
+        DType::U8 => Value::from_vec(shape, r.vec(n, |r| r.next() as u8)),
+        DType::Bool => Value::from_vec(shape, r.vec(n, |r| r.one_in(2))),
+    };
+    v.expect("the element count matches the shape")
+}
 
 /// The first `n` nodes of `def` (their inputs are earlier nodes, so they form a graph).
 fn truncate(def: &GraphDef, n: usize) -> GraphDef {
@@ -621,6 +692,290 @@ impl Gen {
             dtype,
             shape,
             seed,
+        }
+    }
+
+    /// Run one step of the compiler-oriented family `kind` (`0..EXT_STEP_KINDS -
+    /// STEP_KINDS`); `None` when it added nothing.
+    fn ext_step(&mut self, kind: u8) -> Option<NodeId> {
+        match kind {
+            0 => self.composite(),
+            1 => self.elementwise_chain(),
+            2 => self.dense(),
+            3 => self.reduce_view(),
+            4 => self.normalise(),
+            _ => self.view_chain(),
+        }
+    }
+
+    /// Two to four layout ops in a row (strided slices, transposes, broadcasts, reshapes
+    /// adding or dropping unit axes), then an elementwise op or a reduction: index maps
+    /// composed through several views.
+    fn view_chain(&mut self) -> Option<NodeId> {
+        let d = self.rng.dtype();
+        // Half the time a fresh placeholder with longer axes, so that nested strided slices
+        // still have room.
+        let mut x = if self.rng.one_in(2) {
+            let r = &mut self.rng;
+            let shape: Vec<usize> = (0..1 + r.below(3)).map(|_| 2 + r.below(6)).collect();
+            self.placeholder(d, shape)?
+        } else {
+            self.pick_or_make(|n| n.ty.rank() > 0, d, rank1)?
+        };
+        for _ in 0..2 + self.rng.below(3) {
+            let shape = self.node(x).ty.shape.clone();
+            let op = match self.rng.below(5) {
+                0 | 1 => Op::Slice(self.rng.slice_nonempty(&shape)),
+                2 => Op::Transpose(self.rng.permutation(shape.len())),
+                3 => {
+                    let mut target: Vec<usize> = shape
+                        .iter()
+                        .map(|&d| if d == 1 { 1 + self.rng.below(3) } else { d })
+                        .collect();
+                    if self.rng.one_in(2) {
+                        target.insert(0, 1 + self.rng.below(3));
+                    }
+                    Op::BroadcastTo(target)
+                }
+                _ => {
+                    let mut target = shape.clone();
+                    if !target.is_empty() && target.contains(&1) && self.rng.one_in(2) {
+                        let k = target.iter().position(|&d| d == 1)?;
+                        target.remove(k);
+                    } else {
+                        target.insert(self.rng.below(target.len() + 1), 1);
+                    }
+                    Op::Reshape(target)
+                }
+            };
+            if let Some(n) = self.add(op, &[x]) {
+                x = n;
+            }
+        }
+        let ty = self.node(x).ty.clone();
+        if ty.dtype.is_numeric() && self.rng.one_in(2) {
+            let axes: Vec<usize> = (0..ty.rank()).filter(|_| self.rng.one_in(2)).collect();
+            let op = Op::Reduce {
+                op: self
+                    .rng
+                    .pick(&[ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min]),
+                axes,
+                keepdims: self.rng.one_in(2),
+            };
+            self.add(op, &[x])
+        } else {
+            let u = if ty.dtype == DType::Bool {
+                UnaryOp::LogicalNot
+            } else {
+                self.rng
+                    .pick(&[UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Square])
+            };
+            self.add(Op::Unary(u), &[x])
+        }
+    }
+
+    /// A float node of rank at least 1 (existing or a new placeholder).
+    fn float_ranked(&mut self) -> Option<NodeId> {
+        let d = self.rng.float_dtype();
+        self.pick_or_make(|n| n.ty.dtype.is_float() && n.ty.rank() > 0, d, rank1)
+    }
+
+    /// Any composite op on fitting inputs (labels, targets, noise and affine parameters are
+    /// constants or existing nodes of the right type).
+    fn composite(&mut self) -> Option<NodeId> {
+        let x = self.float_ranked()?;
+        let ty = self.node(x).ty.clone();
+        let axis = self.random_axis(x);
+        let last = *ty.shape.last()?;
+        let (c, more) = match self.rng.below(9) {
+            0 => (Composite::Softmax { axis }, vec![]),
+            1 => (Composite::LogSoftmax { axis }, vec![]),
+            2 => (
+                Composite::SoftmaxCrossEntropy,
+                vec![self.of_type(ty.dtype, &ty.shape)?],
+            ),
+            3 => {
+                let it = self.rng.index_dtype();
+                let labels = self.rng.indices(it, &ty.shape[..ty.rank() - 1], last);
+                let l = self.add(Op::Constant(labels), &[])?;
+                (Composite::SparseSoftmaxCrossEntropy, vec![l])
+            }
+            4 => (
+                Composite::BinaryCrossEntropy {
+                    eps: self.rng.pick(&[1e-7, 1e-3, 0.0]),
+                },
+                vec![self.of_type(ty.dtype, &ty.shape)?],
+            ),
+            5 => (
+                Composite::MeanSquaredError,
+                vec![self.of_type(ty.dtype, &ty.shape)?],
+            ),
+            6 => {
+                let affine = self.rng.one_in(2);
+                let eps = self.rng.pick(&[1e-5, 1e-3, 0.0]);
+                let params = if affine {
+                    vec![
+                        self.of_type(ty.dtype, &[last])?,
+                        self.of_type(ty.dtype, &[last])?,
+                    ]
+                } else {
+                    vec![]
+                };
+                (Composite::LayerNorm { eps, affine }, params)
+            }
+            7 => (
+                Composite::L2Normalize {
+                    axis,
+                    eps: self.rng.pick(&[1e-12, 1e-3, 0.0]),
+                },
+                vec![],
+            ),
+            _ => {
+                let noise = if self.rng.one_in(2) {
+                    let op = Op::Random {
+                        dist: Distribution::Uniform {
+                            low: 0.0,
+                            high: 1.0,
+                        },
+                        dtype: ty.dtype,
+                        shape: ty.shape.clone(),
+                        seed: self.rng.next(),
+                    };
+                    self.add(op, &[])?
+                } else {
+                    self.of_type(ty.dtype, &ty.shape)?
+                };
+                let rate = self.rng.pick(&[0.0, 0.25, 0.5, 0.9]);
+                (Composite::Dropout { rate }, vec![noise])
+            }
+        };
+        let mut inputs = vec![x];
+        inputs.extend(more);
+        self.add(Op::Composite(c), &inputs)
+    }
+
+    /// Two to five elementwise ops applied in a row to one value (each binary op takes a
+    /// broadcastable constant or an earlier node), which fusion turns into one kernel.
+    fn elementwise_chain(&mut self) -> Option<NodeId> {
+        let d = self.rng.numeric_dtype();
+        let mut x = self.pick_or_make(|n| n.ty.dtype.is_numeric(), d, Rng::shape)?;
+        for _ in 0..2 + self.rng.below(4) {
+            let ty = self.node(x).ty.clone();
+            let next = if self.rng.one_in(2) {
+                let u = self.rng.pick(&UnaryOp::ALL);
+                if !u.dtypes().accepts(ty.dtype) {
+                    continue;
+                }
+                self.add(Op::Unary(u), &[x])
+            } else {
+                let b = self.rng.pick(&BinaryOp::ALL[..8]);
+                let s = self.rng.broadcastable(&ty.shape);
+                let other = match self.pick(|n| n.ty.dtype == ty.dtype && n.ty.shape == s) {
+                    Some(o) if self.rng.one_in(2) => o,
+                    _ => self.constant(ty.dtype, &s)?,
+                };
+                let inputs = if self.rng.one_in(3) {
+                    [other, x]
+                } else {
+                    [x, other]
+                };
+                self.add(Op::Binary(b), &inputs)
+            };
+            if let Some(n) = next {
+                x = n;
+            }
+        }
+        Some(x)
+    }
+
+    /// `act(x · W + b)`: a dense layer with a constant or variable weight and bias.
+    fn dense(&mut self) -> Option<NodeId> {
+        let d = self.rng.float_dtype();
+        let x = self.pick_or_make(
+            |n| n.ty.dtype.is_float() && n.ty.rank() == 2,
+            d,
+            |r| vec![r.dim(), r.dim()],
+        )?;
+        let ty = self.node(x).ty.clone();
+        let (k, n) = (ty.shape[1], self.rng.dim());
+        let w = if self.rng.one_in(2) {
+            let init = self.constant(ty.dtype, &[k, n])?;
+            let name = self.name("W");
+            self.add_named(Op::Variable { trainable: true }, &[init], name)?
+        } else {
+            self.constant(ty.dtype, &[k, n])?
+        };
+        let y = self.add(
+            Op::MatMul {
+                transpose_a: false,
+                transpose_b: false,
+            },
+            &[x, w],
+        )?;
+        let b = self.constant(ty.dtype, &[n])?;
+        let y = self.add(Op::Binary(BinaryOp::Add), &[y, b])?;
+        let act = self.rng.pick(&[
+            UnaryOp::Relu,
+            UnaryOp::Tanh,
+            UnaryOp::Sigmoid,
+            UnaryOp::Gelu,
+            UnaryOp::Identity,
+        ]);
+        self.add(Op::Unary(act), &[y])
+    }
+
+    /// A reduction of a transposed, sliced or broadcast view (fused into the reduction).
+    fn reduce_view(&mut self) -> Option<NodeId> {
+        let d = self.rng.numeric_dtype();
+        let x = self.pick_or_make(|n| n.ty.dtype.is_numeric() && n.ty.rank() > 0, d, rank1)?;
+        let shape = self.node(x).ty.shape.clone();
+        let view = match self.rng.below(3) {
+            0 => Op::Transpose(self.rng.permutation(shape.len())),
+            1 => Op::Slice(self.rng.slice(&shape)),
+            _ => {
+                let mut target = shape.clone();
+                target.insert(0, 1 + self.rng.below(3));
+                Op::BroadcastTo(target)
+            }
+        };
+        let v = self.add(view, &[x])?;
+        let vt = self.node(v).ty.clone();
+        let float = vt.dtype.is_float();
+        let ops: &[ReduceOp] = if float {
+            &ReduceOp::ALL
+        } else {
+            &[ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min, ReduceOp::Prod]
+        };
+        let op = self.rng.pick(ops);
+        let axes: Vec<usize> = (0..vt.rank()).filter(|_| !self.rng.one_in(3)).collect();
+        let keepdims = self.rng.one_in(2);
+        self.add(Op::Reduce { op, axes, keepdims }, &[v])
+    }
+
+    /// `f(x, reduce(x, axis, keepdims))`: a reduction consumed by an elementwise op that
+    /// broadcasts it back (centering, max-shifting, normalising).
+    fn normalise(&mut self) -> Option<NodeId> {
+        let x = self.float_ranked()?;
+        let axis = self.random_axis(x);
+        let op = self
+            .rng
+            .pick(&[ReduceOp::Mean, ReduceOp::Max, ReduceOp::Sum]);
+        let r = self.add(
+            Op::Reduce {
+                op,
+                axes: vec![axis],
+                keepdims: true,
+            },
+            &[x],
+        )?;
+        let b = self
+            .rng
+            .pick(&[BinaryOp::Sub, BinaryOp::Div, BinaryOp::Mul]);
+        let y = self.add(Op::Binary(b), &[x, r])?;
+        if self.rng.one_in(2) {
+            self.add(Op::Unary(UnaryOp::Exp), &[y])
+        } else {
+            Some(y)
         }
     }
 

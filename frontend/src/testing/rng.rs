@@ -170,6 +170,16 @@ impl Rng {
 
     /// A valid strided slice of `shape` (negative steps and empty ranges included).
     pub(super) fn slice(&mut self, shape: &[usize]) -> SliceSpec {
+        self.slice_with(shape, false)
+    }
+
+    /// A valid strided slice of `shape` that keeps at least one element of every non-empty
+    /// axis (so that slices of it still have room).
+    pub(super) fn slice_nonempty(&mut self, shape: &[usize]) -> SliceSpec {
+        self.slice_with(shape, true)
+    }
+
+    fn slice_with(&mut self, shape: &[usize], nonempty: bool) -> SliceSpec {
         let dims = shape
             .iter()
             .map(|&n| {
@@ -187,7 +197,11 @@ impl Rng {
                 } else {
                     start / (-step) as usize + 1
                 };
-                let len = self.below(max_len + 1);
+                let len = if nonempty {
+                    1 + self.below(max_len)
+                } else {
+                    self.below(max_len + 1)
+                };
                 SliceDim {
                     start: if len == 0 { 0 } else { start },
                     step,
