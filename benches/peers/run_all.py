@@ -211,13 +211,16 @@ def main():
     med = collect(rounds)
     md = table(med)
     stamp = datetime.datetime.now().isoformat(timespec="seconds")
+    commit = run(["git", "rev-parse", "--short", "HEAD"], echo=False).strip()
+    dirty = run(["git", "status", "--porcelain", "--untracked-files=no"], echo=False)
+    commit += f" (+{len(dirty.splitlines())} modified files)" if dirty.strip() else ""
     with open(os.path.join(OUT, "results.json"), "w") as f:
-        json.dump({"date": stamp, "threads": args.threads, "quick": args.quick,
+        json.dump({"date": stamp, "commit": commit, "threads": args.threads, "quick": args.quick,
                    "rounds": rounds_json,
                    "medians": {"/".join(k): v for k, v in med.items()}}, f, indent=1)
     with open(os.path.join(OUT, "results.md"), "w") as f:
         f.write(md + "\n")
-    print(f"\n{stamp}, {args.rounds} round(s), {args.threads} threads"
+    print(f"\n{stamp}, commit {commit}, {args.rounds} round(s), {args.threads} threads"
           f"{' (quick)' if args.quick else ''}\n")
     print(md)
     for rnd in rounds:
