@@ -10,6 +10,6 @@ pub mod pass;
 pub mod passes;
 pub mod verify;
 
-pub use compile::{compile, CompileReport};
+pub use compile::{CompileReport, compile};
 pub use pass::{Pass, Pipeline, Unit};
 pub use verify::verify;
