@@ -240,14 +240,8 @@ impl Value {
     pub fn cast(&self, to: DType) -> Value {
         fn conv<S: Element, T: Element>(a: &ArrayD<S>) -> ArrayD<T> {
             if S::DTYPE.is_float() {
-                if T::DTYPE == DType::Bool {
-                    a.mapv(|x| T::from_f64((x.to_f64() != 0.0) as u8 as f64))
-                } else if T::DTYPE.is_int() {
-                    // Saturate into the target range first, as Rust's `as` does.
-                    a.mapv(|x| T::from_f64(x.to_f64()))
-                } else {
-                    a.mapv(|x| T::from_f64(x.to_f64()))
-                }
+                // `from_f64` is `as` for numbers (saturating, NaN → 0) and `!= 0` for bool.
+                a.mapv(|x| T::from_f64(x.to_f64()))
             } else if T::DTYPE.is_float() {
                 a.mapv(|x| T::from_f64(x.to_i64() as f64))
             } else {

@@ -8,11 +8,8 @@ use super::{LStep, Lowered};
 use crate::kernel::BufId;
 use flumen_runtime::exec::Storage;
 
-fn root(l: &Lowered, mut b: BufId) -> BufId {
-    while let Storage::Alias(a) = l.buffers[b.0].storage {
-        b = a;
-    }
-    b
+fn root(l: &Lowered, b: BufId) -> BufId {
+    super::alias_root(&l.buffers, b)
 }
 
 /// Whether buffer `b` is the variable storage `store` or a view of it.
@@ -76,11 +73,8 @@ fn retarget(l: &mut Lowered, si: usize, t: BufId, store: BufId) -> bool {
     }
 }
 
-fn root_is(buffers: &[flumen_runtime::exec::BufferDecl], mut b: BufId, store: BufId) -> bool {
-    while let Storage::Alias(a) = buffers[b.0].storage {
-        b = a;
-    }
-    b == store
+fn root_is(buffers: &[flumen_runtime::exec::BufferDecl], b: BufId, store: BufId) -> bool {
+    super::alias_root(buffers, b) == store
 }
 
 /// Apply every safe in-place update.

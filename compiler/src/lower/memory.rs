@@ -7,11 +7,8 @@ use flumen_runtime::exec::Storage;
 
 const ALIGN: usize = 64;
 
-fn root(l: &Lowered, mut b: BufId) -> BufId {
-    while let Storage::Alias(a) = l.buffers[b.0].storage {
-        b = a;
-    }
-    b
+fn root(l: &Lowered, b: BufId) -> BufId {
+    super::alias_root(&l.buffers, b)
 }
 
 /// Assign arena offsets; returns the arena size in bytes.

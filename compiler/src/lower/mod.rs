@@ -112,6 +112,14 @@ impl LStep {
     }
 }
 
+/// The buffer whose memory `b` is, following alias (reshape/assign-result) chains.
+pub fn alias_root(buffers: &[BufferDecl], mut b: BufId) -> BufId {
+    while let Storage::Alias(a) = buffers[b.0].storage {
+        b = a;
+    }
+    b
+}
+
 /// A lowered graph: everything of an executable but compiled code and arena offsets.
 #[derive(Debug)]
 pub struct Lowered {
