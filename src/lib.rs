@@ -16,6 +16,7 @@
 
 mod checkpoint;
 pub mod data;
+pub mod plot;
 mod session;
 
 pub use flumen_frontend::{
