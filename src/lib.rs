@@ -16,6 +16,7 @@
 
 mod checkpoint;
 pub mod data;
+pub mod models;
 pub mod plot;
 mod session;
 

@@ -1,0 +1,3 @@
+//! The models of the seed documents (MODELS.md), each expressed as Flumen graphs plus the
+//! plain-Rust parts around them (environments, data generators, replay buffers), one module per
+//! model. Examples (`examples/`) and tests (`tests/`) drive them.
