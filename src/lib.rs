@@ -19,6 +19,7 @@ pub mod data;
 pub mod models;
 pub mod plot;
 mod session;
+pub mod tensorboard;
 
 pub use flumen_frontend::{
     BuildError, DType, Element, Graph, GraphDef, GraphError, Init, Node, NodeId, Op, Result,

@@ -1,7 +1,8 @@
 //! The `flumen` command-line tool: one module per subcommand.
 //!
-//! - `flumen dump MODEL [--format text|dot] [-o FILE]`: print a saved graph (text IR) as
-//!   text IR or Graphviz DOT (`dump.rs`).
+//! - `flumen dump MODEL [--format text|dot|svg] [--stage source|optimized|compiled]
+//!   [--fetch NODE,..] [-o FILE]`: print a saved graph (text IR) as text IR, Graphviz DOT or
+//!   SVG, as saved, optimized or compiled (`dump.rs`).
 
 mod dump;
 
@@ -17,7 +18,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print a saved graph as text IR or DOT.
+    /// Print a saved graph as text IR, DOT or SVG (as saved, optimized or compiled).
     Dump(dump::DumpArgs),
 }
 
