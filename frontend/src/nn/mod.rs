@@ -21,6 +21,7 @@
 /// [`Tensor::binary_cross_entropy`](crate::Tensor::binary_cross_entropy).
 pub const EPSILON: f64 = 1e-7;
 
+pub mod attention;
 mod dense;
 mod init;
 mod reduction;
