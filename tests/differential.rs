@@ -1044,11 +1044,13 @@ fn variant_index(op: &Op) -> usize {
         Op::ArgSort { .. } => 27,
         Op::NoOp => 28,
         Op::Composite(_) => 29,
+        Op::Solve => 30,
+        Op::Expm => 31,
     }
 }
 
 /// Number of [`Op`] variants ([`variant_index`] is `0..OP_VARIANTS`).
-const OP_VARIANTS: usize = 30;
+const OP_VARIANTS: usize = 32;
 
 /// Index of a composite (exhaustive, like [`variant_index`]).
 fn composite_index(c: &Composite) -> usize {
@@ -1170,6 +1172,11 @@ fn op_table() -> Vec<GraphDef> {
             transpose_b: false,
         };
         t.push(op_graph(empty_k, vec![p(d, &[3, 0]), p(d, &[0, 2])]));
+    }
+    // solve and expm run as interpreter steps on the compiled backend: exact agreement.
+    for d in FLOATS {
+        t.push(op_graph(Op::Solve, vec![p(d, &[2, 3, 3]), p(d, &[3, 2])]));
+        t.push(op_graph(Op::Expm, vec![p(d, &[2, 3, 3])]));
     }
     // Layout and indexing.
     for d in [DType::F32, DType::I64, DType::Bool, DType::U8] {

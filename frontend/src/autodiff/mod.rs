@@ -45,6 +45,7 @@
 mod composite;
 mod elementwise;
 mod layout;
+mod linalg;
 mod rules;
 
 use crate::error::{GraphError, Result};

@@ -3,7 +3,7 @@
 //! has none. A rule maps the gradient `dy` of the node's output to one entry per input:
 //! `None` means no gradient flows to that input.
 
-use super::{composite, elementwise, layout};
+use super::{composite, elementwise, layout, linalg};
 use crate::Tensor;
 use crate::error::Result;
 use crate::op::{Op, ReduceOp};
@@ -99,6 +99,8 @@ pub(super) fn input_gradients(op: &Op, cx: &Ctx) -> Result<Grads> {
             transpose_a,
             transpose_b,
         } => matmul(*transpose_a, *transpose_b, cx),
+        Op::Solve => linalg::solve(cx),
+        Op::Expm => linalg::expm(cx),
         Op::Reshape(_) => Ok(vec![cx.maybe(0, || dy.reshape(&dims(cx.x(0).shape())))?]),
         Op::Transpose(perm) => Ok(vec![cx.maybe(0, || {
             let mut inverse = vec![0; perm.len()];

@@ -5,6 +5,7 @@
 
 mod index;
 mod layout;
+mod linalg;
 mod math;
 mod nn;
 mod operators;

@@ -123,6 +123,7 @@ pub fn attrs(op: &Op) -> Vec<(&'static str, AttrValue)> {
                 ("transpose_b", A::Bool(*transpose_b)),
             ]
         }
+        Op::Solve | Op::Expm => vec![],
         Op::Reshape(s) | Op::BroadcastTo(s) => vec![("shape", ints(s))],
         Op::Transpose(p) => vec![("perm", ints(p))],
         Op::Concat { axis } => vec![("axis", A::Int(*axis as i64))],
@@ -347,6 +348,8 @@ pub fn op_from_attrs(name: &str, mut map: AttrMap) -> Result<Op, String> {
                 transpose_a: t.bool("transpose_a")?,
                 transpose_b: t.bool("transpose_b")?,
             },
+            "solve" => Op::Solve,
+            "expm" => Op::Expm,
             "reshape" => Op::Reshape(t.usizes("shape")?),
             "transpose" => Op::Transpose(t.usizes("perm")?),
             "broadcast_to" => Op::BroadcastTo(t.usizes("shape")?),

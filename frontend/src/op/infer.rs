@@ -296,6 +296,25 @@ pub(super) fn infer(op: &Op, x: &[TensorType]) -> R {
             batch.extend([m, n]);
             Ok(TensorType::new(a.dtype, batch))
         }
+        Op::Solve => infer_solve(&x[0], &x[1]),
+        Op::Expm => {
+            let t = &x[0];
+            if !t.dtype.is_float() {
+                return Err(dtype_err(
+                    vec![t.dtype],
+                    "a float dtype (f32 or f64) for expm",
+                    Some("cast first, e.g. `x.cast(DType::F64)`".into()),
+                ));
+            }
+            let r = t.rank();
+            if r < 2 || t.shape[r - 1] != t.shape[r - 2] {
+                return Err(shape_err(
+                    vec![t.shape.clone()],
+                    "square matrices [.., n, n] for expm",
+                ));
+            }
+            Ok(t.clone())
+        }
         Op::Reshape(shape) => {
             let n = checked_numel(shape)?;
             if n != x[0].numel() {
@@ -475,6 +494,44 @@ pub(super) fn infer(op: &Op, x: &[TensorType]) -> R {
         Op::NoOp => Ok(TensorType::new(DType::Bool, vec![])),
         Op::Composite(c) => infer_composite(c, x),
     }
+}
+
+/// `solve(a, b)`: `a` is `[.., n, n]`, `b` is `[.., n, k]`, batch axes broadcast; the
+/// output is `[batch.., n, k]`.
+fn infer_solve(a: &TensorType, b: &TensorType) -> R {
+    same_dtype("solve", a.dtype, b.dtype)?;
+    if !a.dtype.is_float() {
+        return Err(dtype_err(
+            vec![a.dtype],
+            "a float dtype (f32 or f64) for solve",
+            Some("cast both operands, e.g. `a.cast(DType::F64)`".into()),
+        ));
+    }
+    let shapes = || vec![a.shape.clone(), b.shape.clone()];
+    let (ra, rb) = (a.rank(), b.rank());
+    if ra < 2 || rb < 2 {
+        return Err(shape_err(
+            shapes(),
+            "solve(a, b) operands of rank >= 2: a [.., n, n] and b [.., n, k] (use expand_dims for a vector b)",
+        ));
+    }
+    let n = a.shape[ra - 1];
+    if a.shape[ra - 2] != n {
+        return Err(shape_err(
+            shapes(),
+            "a square matrix a [.., n, n] for solve(a, b)",
+        ));
+    }
+    if b.shape[rb - 2] != n {
+        return Err(shape_err(
+            shapes(),
+            format!("b [.., {n}, k] to have as many rows as a (n = {n}) for solve(a, b)"),
+        ));
+    }
+    let mut batch = broadcast_shapes(&a.shape[..ra - 2], &b.shape[..rb - 2])
+        .ok_or_else(|| shape_err(shapes(), "batch dimensions that broadcast for solve(a, b)"))?;
+    batch.extend([n, b.shape[rb - 1]]);
+    Ok(TensorType::new(a.dtype, batch))
 }
 
 fn check_batch_dims(

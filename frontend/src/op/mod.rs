@@ -239,6 +239,14 @@ pub enum Op {
         /// Use the transpose of the last two axes of `b`.
         transpose_b: bool,
     },
+    /// Solve `a · x = b` for `x` over the last two axes: `a` is `[.., n, n]`, `b` is
+    /// `[.., n, k]` (batch axes broadcast as in [`Op::MatMul`]); LU factorisation with
+    /// partial pivoting, computed in f64. A pivot that is exactly zero (a singular matrix)
+    /// is a run-time error.
+    Solve,
+    /// The matrix exponential `e^a = Σ aᵏ/k!` of each `[n, n]` matrix in `[.., n, n]`:
+    /// scaling and squaring with Padé approximants (Higham 2005), computed in f64.
+    Expm,
     /// Same elements, new shape.
     Reshape(Vec<usize>),
     /// Permute axes: output axis `i` is input axis `perm[i]`.
@@ -327,6 +335,8 @@ impl Op {
             Op::ArgReduce { op, .. } => op.name(),
             Op::Cumsum { .. } => "cumsum",
             Op::MatMul { .. } => "matmul",
+            Op::Solve => "solve",
+            Op::Expm => "expm",
             Op::Reshape(_) => "reshape",
             Op::Transpose(_) => "transpose",
             Op::BroadcastTo(_) => "broadcast_to",
@@ -353,9 +363,9 @@ impl Op {
             Op::Unary(_) | Op::Cast(_) | Op::Reduce { .. } | Op::ArgReduce { .. } => Fixed(1),
             Op::Cumsum { .. } | Op::Reshape(_) | Op::Transpose(_) | Op::BroadcastTo(_) => Fixed(1),
             Op::Slice(_) | Op::Pad { .. } | Op::Tile(_) | Op::Roll { .. } => Fixed(1),
-            Op::TopK { .. } | Op::ArgSort { .. } => Fixed(1),
+            Op::TopK { .. } | Op::ArgSort { .. } | Op::Expm => Fixed(1),
             Op::Assign | Op::AssignSlice(_) | Op::Binary(_) | Op::MatMul { .. } => Fixed(2),
-            Op::Gather { .. } | Op::ScatterAdd { .. } => Fixed(2),
+            Op::Gather { .. } | Op::ScatterAdd { .. } | Op::Solve => Fixed(2),
             Op::Select => Fixed(3),
             Op::Concat { .. } => AtLeast(1),
             Op::Composite(c) => c.arity(),

@@ -2,7 +2,7 @@
 //! the kernel of its family (see [`kernels`](super::kernels)).
 
 use super::EvalContext;
-use super::kernels::{elementwise, index, layout, linalg, random, reduce};
+use super::kernels::{elementwise, expm, index, layout, linalg, lu, random, reduce};
 use flumen_frontend::op::{Op, TensorType};
 use flumen_frontend::{Value, map_value_same};
 
@@ -105,6 +105,8 @@ fn eval_checked(
             transpose_a,
             transpose_b,
         } => linalg::matmul(input(0)?, input(1)?, *transpose_a, *transpose_b, &out.shape),
+        Op::Solve => lu::solve(input(0)?, input(1)?, &out.shape),
+        Op::Expm => expm::expm(input(0)?),
         Op::Reshape(shape) => layout::reshape(input(0)?, shape),
         Op::Transpose(perm) => layout::transpose(input(0)?, perm),
         Op::BroadcastTo(shape) => layout::broadcast_to(input(0)?, shape),

@@ -14,9 +14,11 @@
 //! a crash.
 
 pub(super) mod elementwise;
+pub(super) mod expm;
 pub(super) mod index;
 pub(super) mod layout;
 pub(super) mod linalg;
+pub(super) mod lu;
 pub(super) mod random;
 pub(super) mod reduce;
 
