@@ -10,8 +10,14 @@
 //! `mnist.safetensors` (the trained variables), `mnist.flumen` (the graph as text IR) and
 //! `mnist.dot` (Graphviz).
 //!
+//! While training it logs to `--logdir` (default `runs/`), in `<logdir>/<run name>/`: a
+//! TensorBoard event file with the graph and the scalars `train/loss` (every batch),
+//! `train/epoch_loss`, `test/accuracy` and `train/learning_rate` (every epoch), flushed
+//! after each epoch (`tensorboard --logdir runs` shows them live), and at the end
+//! `curves.png`, the loss and accuracy curves.
+//!
 //! Run: `cargo run --release --example mnist -- [--data-dir DIR] [--epochs N] [--seed S]
-//! [--out DIR] [--backend compiled|interpreter]`
+//! [--out DIR] [--backend compiled|interpreter] [--logdir DIR] [--run-name NAME]`
 //!
 //! The model-building and training functions are public so `tests/mnist_training.rs` can
 //! include this file as a module and train the same network.
@@ -19,6 +25,8 @@
 use clap::Parser;
 use flumen::data::mnist::{self, Mnist, Split};
 use flumen::nn::{Initializer, Reduction};
+use flumen::plot::{self, Series};
+use flumen::tensorboard::SummaryWriter;
 use flumen::train::{Adam, Optimizer};
 use flumen::{Backend, DType, Graph, GraphError, Result, Session, Tensor, Value};
 use std::path::{Path, PathBuf};
@@ -56,6 +64,37 @@ pub struct Args {
     /// The engine that runs the graph.
     #[arg(long, value_enum, default_value_t = BackendArg::Compiled)]
     pub backend: BackendArg,
+    /// Directory of TensorBoard runs: events and curves.png go to `<logdir>/<run name>/`.
+    #[arg(long, value_name = "DIR", default_value = "runs")]
+    pub logdir: PathBuf,
+    /// The run's directory name under `--logdir` [default: mnist-<UTC date>-<time>].
+    #[arg(long, value_name = "NAME")]
+    pub run_name: Option<String>,
+}
+
+/// `mnist-YYYYMMDD-HHMMSS` (UTC) for the current time: a new TensorBoard run per training.
+pub fn default_run_name() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's `civil_from_days`).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + (month <= 2) as i64;
+    format!(
+        "mnist-{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 /// `--backend`: a [`Backend`] on the command line.
@@ -287,6 +326,44 @@ fn progress_bar(len: usize, epoch: usize, epochs: usize) -> indicatif::ProgressB
     bar
 }
 
+/// The training curves, with the epoch (fractional for batches) as x.
+#[derive(Default)]
+pub struct Curves {
+    /// Each batch's loss.
+    pub batch_loss: Vec<(f64, f64)>,
+    /// Each epoch's average loss.
+    pub epoch_loss: Vec<(f64, f64)>,
+    /// The test accuracy after each epoch.
+    pub accuracy: Vec<(f64, f64)>,
+}
+
+impl Curves {
+    /// Draw the three curves into one PNG (loss and accuracy share the axis: both lie
+    /// within about 0–2.5).
+    pub fn draw(&self, path: &Path) -> Result<()> {
+        plot::line_chart(
+            path,
+            "MNIST 784-300-10: training loss and test accuracy",
+            "epoch",
+            "loss / accuracy",
+            &[
+                Series {
+                    label: "train loss (batch)",
+                    points: &self.batch_loss,
+                },
+                Series {
+                    label: "train loss (epoch mean)",
+                    points: &self.epoch_loss,
+                },
+                Series {
+                    label: "test accuracy",
+                    points: &self.accuracy,
+                },
+            ],
+        )
+    }
+}
+
 fn main() -> ExitCode {
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -297,8 +374,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// Train, report and save as `args` say.
-fn run(args: Args) -> Result<()> {
+/// Train, report, log and save as `args` say.
+pub fn run(args: Args) -> Result<()> {
     let start = Instant::now();
     let data = load(args.data_dir.as_deref())?;
     if data.train.is_empty() || data.test.is_empty() {
@@ -319,21 +396,46 @@ fn run(args: Args) -> Result<()> {
     );
 
     let model = Model::new(BATCH, data.test.len(), args.seed)?;
+    let run_dir = args
+        .logdir
+        .join(args.run_name.clone().unwrap_or_else(default_run_name));
+    let mut tb = SummaryWriter::create(&run_dir)?;
+    tb.add_graph(&model.graph.def())?;
+    let learning_rate = Adam::default().lr as f32;
+    let mut curves = Curves::default();
+
     let mut sess = Session::with_backend(&model.graph, args.backend.into());
     let mut rng = SplitMix64::new(sampler_seed(args.seed));
     let mut accuracy = f32::NAN;
+    let mut step = 0i64;
     for epoch in 1..=args.epochs {
         let bar = progress_bar(total_batch, epoch, args.epochs);
         let mut avg_loss = 0.0f64;
         for _ in 0..total_batch {
             let indices = rng.indices(data.train.len(), BATCH);
             let loss = model.step(&mut sess, &data.train, &indices)?;
+            step += 1;
             avg_loss += loss as f64 / total_batch as f64;
+            tb.add_scalar("train/loss", loss, step)?;
+            curves
+                .batch_loss
+                .push((step as f64 / total_batch as f64, loss as f64));
             bar.set_message(format!("loss {loss:.4}"));
             bar.inc(1);
         }
         bar.finish_and_clear();
         accuracy = model.accuracy(&mut sess, &data.test)?;
+        tb.add_scalars(
+            &[
+                ("train/epoch_loss", avg_loss as f32),
+                ("test/accuracy", accuracy),
+                ("train/learning_rate", learning_rate),
+            ],
+            step,
+        )?;
+        tb.flush()?;
+        curves.epoch_loss.push((epoch as f64, avg_loss));
+        curves.accuracy.push((epoch as f64, accuracy as f64));
         println!(
             "epoch {epoch:>2}: average loss {avg_loss:.4}, test accuracy {accuracy:.4} \
              ({:.1} s)",
@@ -343,7 +445,18 @@ fn run(args: Args) -> Result<()> {
 
     if args.epochs == 0 {
         accuracy = model.accuracy(&mut sess, &data.test)?;
+        tb.add_scalar("test/accuracy", accuracy, 0)?;
+        curves.accuracy.push((0.0, accuracy as f64));
     }
+    tb.flush()?;
+    let curves_png = run_dir.join("curves.png");
+    curves.draw(&curves_png)?;
+    println!(
+        "wrote TensorBoard events {} and {} (view: tensorboard --logdir {})",
+        tb.path().display(),
+        curves_png.display(),
+        args.logdir.display()
+    );
 
     std::fs::create_dir_all(&args.out).map_err(|e| io_err(&args.out, e))?;
     let checkpoint = args.out.join("mnist.safetensors");
