@@ -33,7 +33,7 @@ fn temp_dir(name: &str) -> PathBuf {
 /// What one event file holds, by Flumen's reader: scalars by tag as `(step, value)`, and
 /// the graph's nodes as `(name, op, inputs)`.
 struct Contents {
-    scalars: BTreeMap<String, Vec<(i64, f32)>>,
+    scalars: Scalars,
     nodes: Vec<(String, String, Vec<String>)>,
 }
 
@@ -94,11 +94,14 @@ if tags["graph"]:
         print("node\t%s\t%s\t%s\t%d\t%s" % (n.name, n.op, ",".join(n.input), n.attr["dtype"].type, shape))
 "#;
 
+/// Scalars by tag, as `(step, value)` in file order.
+type Scalars = BTreeMap<String, Vec<(i64, f32)>>;
+
 /// Nodes as the Python reader reports them: name → (op, inputs, dtype enum, shape).
 type PyNodes = BTreeMap<String, (String, Vec<String>, u32, String)>;
 
 /// Read `logdir` with the official package, or `None` (after saying why) when unavailable.
-fn read_with_tensorboard(logdir: &Path) -> Option<(BTreeMap<String, Vec<(i64, f32)>>, PyNodes)> {
+fn read_with_tensorboard(logdir: &Path) -> Option<(Scalars, PyNodes)> {
     let explicit = std::env::var_os("FLUMEN_TB_PYTHON");
     let python = explicit.clone().unwrap_or_else(|| "python3".into());
     let shown = PathBuf::from(&python).display().to_string();
@@ -138,7 +141,7 @@ fn read_with_tensorboard(logdir: &Path) -> Option<(BTreeMap<String, Vec<(i64, f3
         "the tensorboard reader failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut scalars: BTreeMap<String, Vec<(i64, f32)>> = BTreeMap::new();
+    let mut scalars = Scalars::new();
     let mut nodes = PyNodes::new();
     for line in String::from_utf8(out.stdout).unwrap().lines() {
         let f: Vec<&str> = line.split('\t').collect();

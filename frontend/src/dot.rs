@@ -433,4 +433,69 @@ mod tests {
         assert_eq!(quote("a/b"), "\"a/b\"");
         assert_eq!(quote("x\"y\\z\nw"), "\"x\\\"y\\\\z\\nw\"");
     }
+
+    #[test]
+    fn gradient_names() {
+        assert!(is_gradient_name("gradients/mul"));
+        assert!(is_gradient_name("model/gradients_2/add"));
+        assert!(!is_gradient_name("gradients"));
+        assert!(!is_gradient_name("gradients_x/add"));
+        assert!(!is_gradient_name("layer/gradient"));
+    }
+
+    /// `a/x`, `a/y = x + x`, `b/z = y * y`, `w = z - z`: an outline of `b/z` and `a/y`
+    /// draws both in one box inside `b`'s scope, `a/y` with its full name, and the edge
+    /// between them blue; ids past the graph are ignored.
+    #[test]
+    fn outlines_group_nodes_across_scopes() {
+        use crate::{DType, Graph};
+        let g = Graph::new();
+        let (y, z) = {
+            let x = {
+                let _a = g.scope("a");
+                g.placeholder("x", DType::F32, &[2]).unwrap()
+            };
+            let y = {
+                let _a = g.scope("a");
+                (&x + &x).unwrap()
+            };
+            let _b = g.scope("b");
+            (y.clone(), (&y * &y).unwrap())
+        };
+        let w = (&z - &z).unwrap();
+        let def = g.def();
+        let opts = DotOptions {
+            title: Some("t".into()),
+            outlines: vec![Outline {
+                label: "step 0: kernel".into(),
+                kind: OutlineKind::Kernel,
+                nodes: vec![z.id(), y.id(), NodeId(999)],
+            }],
+            legend: true,
+        };
+        let dot = to_dot_with(&def, &opts);
+        let b = dot.find("subgraph \"cluster_b\"").unwrap();
+        let k = dot.find("subgraph \"cluster_:0\"").unwrap();
+        assert!(b < k, "{dot}");
+        let inner = &dot[k..dot[k..].find("  }").unwrap() + k];
+        // `a/add` is drawn outside its own scope: full name.
+        assert_eq!(y.name(), "a/add");
+        assert!(inner.contains("\"a/add\" [label=\"a/add\","), "{inner}");
+        assert!(inner.contains(&format!("\"{}\" [label=\"mul\"", z.name())));
+        assert!(dot.contains(&format!(
+            "\"{}\" -> \"{}\" [label=\"f32[2]\", color=\"#2563eb\", penwidth=2];",
+            y.name(),
+            z.name()
+        )));
+        assert!(!dot.contains(&format!(
+            "\"{}\" -> \"{}\" [label=\"f32[2]\", color",
+            z.name(),
+            w.name()
+        )));
+        assert!(dot.contains("\"legend:fused kernel\""));
+        assert!(
+            dot.trim_end()
+                .ends_with("label=\"t\"; labelloc=b; fontname=\"Helvetica\";\n}")
+        );
+    }
 }

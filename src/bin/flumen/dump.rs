@@ -466,7 +466,7 @@ pub fn render_svg(dot: &str) -> Result<Vec<u8>> {
     let out = child
         .wait_with_output()
         .map_err(|e| invalid(format!("Graphviz `{shown}` failed: {e}")))?;
-    let fed = feeder.join().unwrap_or_else(|_| Ok(()));
+    let fed = feeder.join().unwrap_or(Ok(()));
     if !out.status.success() {
         return Err(invalid(format!(
             "Graphviz `{shown} -Tsvg` failed ({}): {}",
