@@ -2,5 +2,8 @@
 //! plain-Rust parts around them (environments, data generators, replay buffers), one module per
 //! model. Examples (`examples/`) and tests (`tests/`) drive them.
 
+pub mod a2c;
+pub mod cartpole;
 pub mod realm;
+pub mod rce;
 pub mod routing;
