@@ -4,6 +4,7 @@
 
 pub mod codegen;
 pub mod compile;
+pub mod egraph;
 pub mod kernel;
 pub mod lower;
 pub mod pass;
