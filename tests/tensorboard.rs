@@ -76,8 +76,11 @@ fn read_with_flumen(file: &Path) -> Contents {
     contents
 }
 
-/// The reader script: prints `scalar\ttag\tstep\tvalue` and
-/// `node\tname\top\tinputs\tdtype\tshape` lines, as `EventAccumulator` loads them.
+/// The reader script, given a run directory and its log directory. It prints
+/// `scalar\ttag\tstep\tvalue` and `node\tname\top\tinputs\tdtype\tshape` lines as
+/// `EventAccumulator` loads the run, then `served_scalar\trun\ttag\tstep\tvalue` and
+/// `served_graph\trun\tnodes` as `tensorboard --logdir` serves the log directory to its
+/// Scalars and Graphs tabs (the multiplexer, the data provider and the graphs plugin).
 const READER: &str = r#"
 import sys
 from tensorboard.backend.event_processing import event_accumulator as ea
@@ -92,6 +95,31 @@ if tags["graph"]:
         shapes = n.attr["_output_shapes"].list.shape
         shape = ",".join(str(d.size) for d in shapes[0].dim) if shapes else "?"
         print("node\t%s\t%s\t%s\t%d\t%s" % (n.name, n.op, ",".join(n.input), n.attr["dtype"].type, shape))
+
+from tensorboard import context
+from tensorboard.backend.event_processing import plugin_event_multiplexer as pem, data_provider
+from tensorboard.plugins import base_plugin
+from tensorboard.plugins.graph import graphs_plugin
+from tensorboard.compat.proto import graph_pb2
+from google.protobuf import text_format
+logdir = sys.argv[2]
+mux = pem.EventMultiplexer()
+mux.AddRunsFromDirectory(logdir)
+mux.Reload()
+provider = data_provider.MultiplexerDataProvider(mux, logdir)
+tbctx = base_plugin.TBContext(logdir=logdir, multiplexer=mux, data_provider=provider)
+ctx = context.RequestContext()
+graphs = graphs_plugin.GraphsPlugin(tbctx)
+for run, info in sorted(graphs.info_impl(ctx, "").items()):
+    if info.get("run_graph"):
+        body, _ = graphs.graph_impl(ctx, run, None, False, "")
+        g = text_format.Parse(body, graph_pb2.GraphDef())
+        print("served_graph\t%s\t%s" % (run, ",".join(n.name for n in g.node)))
+scalars = provider.read_scalars(ctx, experiment_id="", plugin_name="scalars", downsample=10**9)
+for run, by_tag in sorted(scalars.items()):
+    for tag, points in sorted(by_tag.items()):
+        for p in points:
+            print("served_scalar\t%s\t%s\t%d\t%r" % (run, tag, p.step, p.value))
 "#;
 
 /// Scalars by tag, as `(step, value)` in file order.
@@ -100,8 +128,18 @@ type Scalars = BTreeMap<String, Vec<(i64, f32)>>;
 /// Nodes as the Python reader reports them: name → (op, inputs, dtype enum, shape).
 type PyNodes = BTreeMap<String, (String, Vec<String>, u32, String)>;
 
-/// Read `logdir` with the official package, or `None` (after saying why) when unavailable.
-fn read_with_tensorboard(logdir: &Path) -> Option<(Scalars, PyNodes)> {
+/// What the official package reads: the run's scalars and nodes (`EventAccumulator`), and
+/// what the server would show per run: scalars and graph node names.
+struct Read {
+    scalars: Scalars,
+    nodes: PyNodes,
+    served_scalars: BTreeMap<String, Scalars>,
+    served_graphs: BTreeMap<String, Vec<String>>,
+}
+
+/// Read the run `run_dir` and its log directory `logdir` with the official package, or
+/// `None` (after saying why) when it is unavailable.
+fn read_with_tensorboard(run_dir: &Path, logdir: &Path) -> Option<Read> {
     let explicit = std::env::var_os("FLUMEN_TB_PYTHON");
     let python = explicit.clone().unwrap_or_else(|| "python3".into());
     let shown = PathBuf::from(&python).display().to_string();
@@ -133,6 +171,7 @@ fn read_with_tensorboard(logdir: &Path) -> Option<(Scalars, PyNodes)> {
     }
     let out = Command::new(&python)
         .args(["-c", READER])
+        .arg(run_dir)
         .arg(logdir)
         .output()
         .unwrap();
@@ -141,15 +180,19 @@ fn read_with_tensorboard(logdir: &Path) -> Option<(Scalars, PyNodes)> {
         "the tensorboard reader failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut scalars = Scalars::new();
-    let mut nodes = PyNodes::new();
+    let mut read = Read {
+        scalars: Scalars::new(),
+        nodes: PyNodes::new(),
+        served_scalars: BTreeMap::new(),
+        served_graphs: BTreeMap::new(),
+    };
     for line in String::from_utf8(out.stdout).unwrap().lines() {
         let f: Vec<&str> = line.split('\t').collect();
         match f[0] {
             "scalar" => {
                 // `repr` of the float TensorBoard holds: the f32 widened to a double.
                 let v: f64 = f[3].parse().unwrap();
-                scalars
+                read.scalars
                     .entry(f[1].to_string())
                     .or_default()
                     .push((f[2].parse().unwrap(), v as f32));
@@ -160,7 +203,7 @@ fn read_with_tensorboard(logdir: &Path) -> Option<(Scalars, PyNodes)> {
                     .filter(|s| !s.is_empty())
                     .map(String::from)
                     .collect();
-                nodes.insert(
+                read.nodes.insert(
                     f[1].to_string(),
                     (
                         f[2].to_string(),
@@ -170,10 +213,25 @@ fn read_with_tensorboard(logdir: &Path) -> Option<(Scalars, PyNodes)> {
                     ),
                 );
             }
+            "served_scalar" => {
+                let v: f64 = f[4].parse().unwrap();
+                read.served_scalars
+                    .entry(f[1].to_string())
+                    .or_default()
+                    .entry(f[2].to_string())
+                    .or_default()
+                    .push((f[3].parse().unwrap(), v as f32));
+            }
+            "served_graph" => {
+                read.served_graphs.insert(
+                    f[1].to_string(),
+                    f[2].split(',').map(String::from).collect(),
+                );
+            }
             _ => panic!("unexpected reader output: {line}"),
         }
     }
-    Some((scalars, nodes))
+    Some(read)
 }
 
 /// The one event file in `dir`.
@@ -227,7 +285,7 @@ fn writer_round_trips_scalars_and_graph_through_both_readers() {
     );
     assert_eq!(ours.nodes[4].2, ["^matmul"]);
 
-    if let Some((scalars, nodes)) = read_with_tensorboard(&dir) {
+    if let Some(Read { scalars, nodes, .. }) = read_with_tensorboard(&dir, &dir) {
         assert_eq!(scalars, ours.scalars, "TensorBoard sees the same scalars");
         assert_eq!(nodes.len(), 5);
         assert_eq!(nodes["x"], ("placeholder".into(), vec![], 1, "4,3".into()));
@@ -348,8 +406,19 @@ fn mnist_example_run_opens_in_tensorboard() {
     let png = std::fs::read(run.join("curves.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
 
-    if let Some((scalars, nodes)) = read_with_tensorboard(&logdir.join("ci")) {
+    if let Some(Read {
+        scalars,
+        nodes,
+        served_scalars,
+        served_graphs,
+    }) = read_with_tensorboard(&run, &logdir)
+    {
         assert_eq!(scalars, ours.scalars, "TensorBoard sees the same scalars");
+        // `tensorboard --logdir runs` lists the run `ci` with the same scalars and graph.
+        assert_eq!(served_scalars.keys().collect::<Vec<_>>(), ["ci"]);
+        assert_eq!(served_scalars["ci"], ours.scalars);
+        let ours_in_order: Vec<String> = ours.nodes.iter().map(|n| n.0.clone()).collect();
+        assert_eq!(served_graphs.get("ci"), Some(&ours_in_order));
         let names: Vec<&String> = nodes.keys().collect();
         let mut ours_names: Vec<&String> = ours.nodes.iter().map(|n| &n.0).collect();
         ours_names.sort();
