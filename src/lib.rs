@@ -14,8 +14,10 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod aot;
 mod checkpoint;
 pub mod data;
+pub mod model_dir;
 pub mod models;
 pub mod plot;
 mod session;

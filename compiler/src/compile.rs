@@ -3,7 +3,7 @@
 
 use crate::codegen::jit::JitKernels;
 use crate::kernel::Kernel;
-use crate::lower::{self, LStep, memory};
+use crate::lower::{self, LStep, Lowered, memory};
 use crate::pass::Unit;
 use crate::passes::default_pipeline;
 use flumen_frontend::op::TensorType;
@@ -41,13 +41,26 @@ struct JitCode(#[allow(dead_code)] JitKernels);
 // SAFETY: see the type's documentation; no method is called on it after compilation.
 unsafe impl Send for JitCode {}
 
-/// Compile the subgraph of `def` that `fetches` need. `feeds` lists the placeholders in
-/// the order their values will be passed to [`Executable::run`].
-pub fn compile(
-    def: &GraphDef,
-    feeds: &[NodeId],
-    fetches: &[NodeId],
-) -> Result<(Executable, CompileReport)> {
+/// An executable before machine code: the lowered steps with arena offsets planned, and
+/// the distinct kernels to compile. [`compile`] JIT-compiles it; the AOT path
+/// (`crate::aot`) emits the same kernels into an object file.
+pub struct Prepared {
+    /// Buffers, steps, feeds, variables, constants and fetches (arena offsets filled in).
+    pub lowered: Lowered,
+    /// Arena size in bytes.
+    pub arena_bytes: usize,
+    /// Distinct kernels (identical kernels share code), in first-use order.
+    pub distinct: Vec<Kernel>,
+    /// For each kernel of the steps in order (kernel steps and matmul epilogues), its index
+    /// in `distinct`.
+    pub kernel_ids: Vec<usize>,
+    /// The report so far (passes and lowering).
+    pub report: CompileReport,
+}
+
+/// Run the pass pipeline, lower, plan memory and collect the distinct kernels of the
+/// subgraph of `def` that `fetches` need (see [`compile`]).
+pub fn prepare(def: &GraphDef, feeds: &[NodeId], fetches: &[NodeId]) -> Result<Prepared> {
     let mut report = CompileReport::default();
     let t = Instant::now();
     let feed_types: Vec<(String, TensorType)> = feeds
@@ -78,7 +91,6 @@ pub fn compile(
     }
     report.lowering = t.elapsed();
 
-    let t = Instant::now();
     // Identical kernels compile once.
     let mut distinct: Vec<Kernel> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
@@ -100,6 +112,30 @@ pub fn compile(
             kernel_ids.push(i);
         }
     }
+    Ok(Prepared {
+        lowered,
+        arena_bytes,
+        distinct,
+        kernel_ids,
+        report,
+    })
+}
+
+/// Compile the subgraph of `def` that `fetches` need. `feeds` lists the placeholders in
+/// the order their values will be passed to [`Executable::run`].
+pub fn compile(
+    def: &GraphDef,
+    feeds: &[NodeId],
+    fetches: &[NodeId],
+) -> Result<(Executable, CompileReport)> {
+    let Prepared {
+        lowered,
+        arena_bytes,
+        distinct,
+        kernel_ids,
+        mut report,
+    } = prepare(def, feeds, fetches)?;
+    let t = Instant::now();
     let mut jit = JitKernels::new().map_err(|e| GraphError::invalid(format!("codegen: {e}")))?;
     let fns = jit
         .compile(&distinct)

@@ -2,6 +2,7 @@
 //! a pipeline, with the verifier between passes in tests and debug builds).
 #![warn(missing_docs)]
 
+pub mod aot;
 pub mod codegen;
 pub mod compile;
 pub mod egraph;

@@ -53,6 +53,11 @@ pub struct EmitOptions {
     /// Independent vector accumulators for reductions vectorised along the reduced axis
     /// (1–8, default 4: enough to hide the latency of a vector add).
     pub accumulators: usize,
+    /// Prepended to the name of every imported math routine
+    /// ([`math::IMPORTED_SYMBOLS`](super::math::IMPORTED_SYMBOLS)); empty (the default)
+    /// imports the C library's `exp`, `pow`, ... An AOT library sets a prefix so its kernels
+    /// call the runtime's copies of the JIT's host routines and agree with it bit for bit.
+    pub import_prefix: String,
 }
 
 impl Default for EmitOptions {
@@ -60,6 +65,7 @@ impl Default for EmitOptions {
         EmitOptions {
             vectorize: true,
             accumulators: 4,
+            import_prefix: String::new(),
         }
     }
 }
@@ -136,6 +142,7 @@ pub fn kernel_clif<M: Module>(
 struct ModuleImports<'m, M: Module> {
     module: &'m mut M,
     cache: HashMap<Sym, FuncRef>,
+    prefix: String,
 }
 
 impl<M: Module> Imports for ModuleImports<'_, M> {
@@ -148,9 +155,11 @@ impl<M: Module> Imports for ModuleImports<'_, M> {
             sig.params.push(AbiParam::new(F64));
         }
         sig.returns.push(AbiParam::new(F64));
-        let id = self
-            .module
-            .declare_function(sym.name(), Linkage::Import, &sig)?;
+        let id = self.module.declare_function(
+            &format!("{}{}", self.prefix, sym.name()),
+            Linkage::Import,
+            &sig,
+        )?;
         let f = self.module.declare_func_in_func(id, fb.func);
         self.cache.insert(sym, f);
         Ok(f)
@@ -231,6 +240,7 @@ fn build_function<M: Module>(
         imports: ModuleImports {
             module,
             cache: HashMap::new(),
+            prefix: opts.import_prefix.clone(),
         },
         k: kernel,
         lay,

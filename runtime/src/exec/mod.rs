@@ -3,15 +3,21 @@
 //! products, copies, and interpreter fallbacks for ops without a compiled kernel yet).
 //!
 //! The compiler builds an [`Executable`]; a session runs it many times. Steady-state runs
-//! allocate nothing but the fetched output arrays.
+//! allocate nothing but the fetched output arrays. [`run_steps`] is the pointer-level core
+//! both sessions and ahead-of-time libraries run; a [`Plan`] is an executable without its
+//! machine code, encoded as bytes for embedding in a shared library.
 
 mod buffers;
 mod matmul;
+mod plan;
+mod raw;
 mod run;
 mod steps;
 
 pub use buffers::{Arena, BufferDecl, Storage};
 pub use matmul::{Epilogue, MatMulDims, matmul_into};
+pub use plan::{DataRef, PLAN_MAGIC, Plan, PlanStep};
+pub use raw::{RunMemory, resolve_buffers, run_steps};
 pub use steps::{KernelStep, MatMulStep, Step};
 
 use flumen_frontend::{TensorType, Value};

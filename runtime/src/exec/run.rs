@@ -1,22 +1,11 @@
-//! Running an executable: resolve buffer pointers (arena, feeds, variables, constants), run
-//! the steps in order (large kernels split across threads), copy out the fetches.
+//! Running an executable on session-owned values: make feeds and variables contiguous, take
+//! their base pointers, run the steps through [`super::raw`], copy out the fetches.
 
-use super::{Executable, KernelStep, Step, Storage, matmul_into};
-use crate::interpreter::{EvalContext, eval_op};
+use super::Executable;
+use super::raw::{RunMemory, resolve_buffers, run_steps};
 use crate::state::SessionState;
 use flumen_frontend::{DType, Element, GraphError, Result, TensorType, Value, map_value};
 use ndarray::{ArrayD, IxDyn};
-
-/// Work (estimated scalar operations) above which a kernel is split across threads.
-const PARALLEL_WORK: usize = 1 << 16;
-
-/// Raw pointers shared with worker threads; every kernel writes disjoint outer ranges.
-#[derive(Clone, Copy)]
-struct SendPtr(*const *mut u8);
-// SAFETY: kernels split by outer range write disjoint elements; the pointed-to argument
-// array outlives the parallel section.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
 
 fn data_ptr(v: &Value) -> *mut u8 {
     map_value!(v, a => a.as_ptr() as *mut u8)
@@ -98,111 +87,42 @@ impl Executable {
             .iter()
             .map(|n| data_ptr_mut(state.variables.get_mut(n).expect("checked above")))
             .collect();
-        let arena = self.arena.as_mut_ptr();
+        let feed_ptrs: Vec<*const u8> = feeds
+            .iter()
+            .zip(&contiguous)
+            .map(|(v, c)| data_ptr(c.as_ref().unwrap_or(v)) as *const u8)
+            .collect();
+        let const_ptrs: Vec<*const u8> = self
+            .constants
+            .iter()
+            .map(|v| data_ptr(v) as *const u8)
+            .collect();
+        let mem = RunMemory {
+            arena: self.arena.as_mut_ptr(),
+            feeds: &feed_ptrs,
+            variables: &var_ptrs,
+            constants: &const_ptrs,
+        };
         let mut ptrs: Vec<*mut u8> = Vec::with_capacity(self.buffers.len());
-        for b in &self.buffers {
-            let p = match &b.storage {
-                // SAFETY: offsets were planned inside the arena.
-                Storage::Arena { offset } => unsafe { arena.add(*offset) },
-                Storage::Feed(i) => data_ptr(contiguous[*i].as_ref().unwrap_or(feeds[*i])),
-                Storage::Variable(i) => var_ptrs[*i],
-                Storage::Constant(i) => data_ptr(&self.constants[*i]),
-                Storage::Alias(other) => ptrs[other.0],
-            };
-            ptrs.push(p);
-        }
+        resolve_buffers(&self.buffers, &mem, &mut ptrs);
         let mut args: Vec<*mut u8> = Vec::new();
-        for step in &self.steps {
-            match step {
-                Step::Kernel(k) => {
-                    args.clear();
-                    args.extend(k.args.iter().map(|b| ptrs[b.0]));
-                    // SAFETY: the compiler planned every access inside its buffer.
-                    unsafe { run_kernel(k, &args) };
-                }
-                Step::MatMul(m) => {
-                    let epilogue = m.epilogue.as_ref().map(|(f, bufs)| {
-                        args.clear();
-                        args.extend(bufs.iter().map(|b| ptrs[b.0]));
-                        (*f, args.as_ptr())
-                    });
-                    // SAFETY: planned buffers of the right sizes; c does not alias a or b;
-                    // the epilogue's arguments cover its accesses.
-                    unsafe {
-                        matmul_into(
-                            m.dtype,
-                            ptrs[m.a.0],
-                            ptrs[m.b.0],
-                            ptrs[m.c.0],
-                            &m.dims,
-                            epilogue,
-                        )
-                    };
-                }
-                Step::Interpret {
-                    op,
-                    name,
-                    inputs,
-                    output,
-                    ty,
-                } => {
-                    // SAFETY: each input buffer holds a value of its recorded type.
-                    let values: Vec<Value> = inputs
-                        .iter()
-                        .map(|(b, t)| unsafe { read_value(ptrs[b.0], t) })
-                        .collect();
-                    let refs: Vec<&Value> = values.iter().collect();
-                    let counter = if op.is_stateful() {
-                        state.next_counter(name)
-                    } else {
-                        0
-                    };
-                    let v = eval_op(op, &refs, ty, EvalContext { counter })
-                        .map_err(|m| GraphError::runtime(op.name(), name, m))?;
-                    // SAFETY: the output buffer has room for the node's type.
-                    unsafe { write_value(ptrs[output.0], &v) };
-                }
-                Step::Copy { src, dst } => {
-                    let bytes = self.buffers[dst.0].bytes();
-                    // SAFETY: same-size buffers; `copy` tolerates overlap.
-                    unsafe { std::ptr::copy(ptrs[src.0], ptrs[dst.0], bytes) };
-                }
-            }
-        }
+        // SAFETY: every pointer addresses the memory of its buffer (arena planned by the
+        // compiler, feeds type-checked by the session, variables and constants of the
+        // executable's types), and the state is borrowed mutably for the whole run.
+        unsafe {
+            run_steps(
+                &self.steps,
+                &self.buffers,
+                &ptrs,
+                &mut |name| state.next_counter(name),
+                &mut args,
+            )?
+        };
         Ok(self
             .fetches
             .iter()
             // SAFETY: every fetched buffer was written by the steps.
             .map(|(b, t)| unsafe { read_value(ptrs[b.0], t) })
             .collect())
-    }
-}
-
-/// Run one kernel, split across two threads when it is large.
-///
-/// # Safety
-/// `args` must hold valid base pointers for every access of the kernel.
-unsafe fn run_kernel(k: &KernelStep, args: &[*mut u8]) {
-    let n = k.outer_len;
-    if k.work >= PARALLEL_WORK && n >= 2 && rayon::current_num_threads() > 1 {
-        let p = SendPtr(args.as_ptr());
-        let f = k.f;
-        let threads = rayon::current_num_threads().min(n);
-        let chunk = n.div_ceil(threads);
-        rayon::scope(|s| {
-            for t in 0..threads {
-                let (begin, end) = (t * chunk, ((t + 1) * chunk).min(n));
-                if begin < end {
-                    s.spawn(move |_| {
-                        let p = p;
-                        // SAFETY: disjoint outer ranges; args outlive the scope.
-                        unsafe { f(p.0, begin, end) }
-                    });
-                }
-            }
-        });
-    } else {
-        // SAFETY: forwarded from the caller.
-        unsafe { (k.f)(args.as_ptr(), 0, n) }
     }
 }

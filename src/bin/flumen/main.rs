@@ -3,7 +3,10 @@
 //! - `flumen dump MODEL [--format text|dot|svg] [--stage source|optimized|compiled]
 //!   [--fetch NODE,..] [-o FILE]`: print a saved graph (text IR) as text IR, Graphviz DOT or
 //!   SVG, as saved, optimized or compiled (`dump.rs`).
+//! - `flumen compile MODEL --feed NAME[:TYPE] --fetch NODE -o LIB.so [--header H.h]`: export
+//!   a model as a self-contained shared library and C header (`compile.rs`).
 
+mod compile;
 mod dump;
 
 use clap::{Parser, Subcommand};
@@ -20,11 +23,14 @@ struct Cli {
 enum Command {
     /// Print a saved graph as text IR, DOT or SVG (as saved, optimized or compiled).
     Dump(dump::DumpArgs),
+    /// Export a model as a self-contained shared library (.so) and C header.
+    Compile(compile::CompileArgs),
 }
 
 fn run(cli: Cli) -> flumen::Result<()> {
     match cli.command {
         Command::Dump(args) => dump::run(args),
+        Command::Compile(args) => compile::run(args),
     }
 }
 
