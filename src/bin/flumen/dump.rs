@@ -17,6 +17,7 @@ use clap::{Args, ValueEnum};
 use flumen::compiler::lower::{self, LStep, Lowered, classify};
 use flumen::compiler::passes::default_pipeline;
 use flumen::compiler::{CompileReport, Unit};
+use flumen::runtime::exec::Storage;
 use flumen::{GraphDef, GraphError, NodeId, Op, Result};
 use flumen_frontend::dot::{DotOptions, Outline, OutlineKind, to_dot_with};
 use std::collections::BTreeSet;
@@ -261,7 +262,9 @@ impl Compiled {
             .iter()
             .map(|&f| (def.node(f).name.clone(), def.node(f).ty.clone()))
             .collect();
-        let lowered = lower::lower(&unit, &feed_types)?;
+        let mut lowered = lower::lower(&unit, &feed_types)?;
+        // Arena offsets as the executable has them (for the listing).
+        lower::memory::plan(&mut lowered);
         Ok(Compiled {
             report,
             unit,
@@ -277,12 +280,23 @@ impl Compiled {
         })
     }
 
-    /// The text listing: report, then one entry per step.
+    /// The text listing: report, buffers, then one entry per step.
     fn listing(&self, fetch_names: &str) -> String {
+        let l = &self.lowered;
         let mut out = format!(
             "// compiled for fetches: {fetch_names}\n// {}\n",
             summary(&self.report)
         );
+        for (i, b) in l.buffers.iter().enumerate() {
+            let at = match b.storage {
+                Storage::Feed(f) => format!("feed `{}`", l.feeds[f].0),
+                Storage::Variable(v) => format!("variable `{}`", l.variables[v]),
+                Storage::Arena { offset } => format!("arena +{offset}"),
+                Storage::Alias(a) => format!("alias of b{}", a.0),
+                ref other => format!("{other:?}"),
+            };
+            out.push_str(&format!("// b{i}: {} × {}, {at}\n", b.dtype, b.numel));
+        }
         for (i, s) in self.lowered.steps.iter().enumerate() {
             let line = match s {
                 LStep::Kernel(k) => format!("{k}"),
