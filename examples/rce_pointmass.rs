@@ -7,7 +7,8 @@
 //! `min(C₁, C₂)(s, π(s))` over the plane (`rce_classifier_seed<N>.png`).
 //!
 //! Run: `cargo run --release --example rce_pointmass -- [--seeds 0,1,2] [--max-steps 50000]
-//! [--eval-every 10000] [--hidden 64] [--out out] [--backend compiled|interpreter]`
+//! [--eval-every 10000] [--hidden 64] [--initial-random-steps 1000] [--out out]
+//! [--backend compiled|interpreter]`
 
 use clap::Parser;
 use flumen::models::rce::{Agent, Config, GOAL, GOAL_RADIUS};
@@ -36,6 +37,9 @@ struct Args {
     /// Hidden units of the actor's and critics' two layers.
     #[arg(long, default_value_t = 64)]
     hidden: usize,
+    /// Uniformly random steps before learning starts (the paper: 10000).
+    #[arg(long, default_value_t = 1_000)]
+    initial_random_steps: usize,
     /// Directory for the PNGs.
     #[arg(long, default_value = "out")]
     out: PathBuf,
@@ -77,6 +81,7 @@ fn run(args: Args) -> Result<()> {
     };
     let config = Config {
         hidden: args.hidden,
+        initial_random_steps: args.initial_random_steps,
         ..Config::default()
     };
     println!(
@@ -157,7 +162,7 @@ fn train_seed(seed: u64, config: &Config, args: &Args, backend: Backend) -> Resu
         .progress_chars("=> "),
     );
     bar.set_prefix(format!("seed {seed}"));
-    let mut curve = vec![(0.0, agent.evaluate(args.eval_episodes, 0)?)];
+    let mut curve = vec![(0.0, agent.evaluate(args.eval_episodes, 0)?.success)];
     let mut first_success = None;
     let mut recent = None;
     while agent.env_steps < args.max_steps {
@@ -174,14 +179,18 @@ fn train_seed(seed: u64, config: &Config, args: &Args, backend: Backend) -> Resu
             }
         }
         if agent.env_steps % args.eval_every == 0 {
-            let rate = agent.evaluate(args.eval_episodes, agent.env_steps as u64)?;
+            let eval = agent.evaluate(args.eval_episodes, agent.env_steps as u64)?;
+            let rate = eval.success;
             curve.push((agent.env_steps as f64, rate));
             if rate >= 0.9 && first_success.is_none() {
                 first_success = Some(agent.env_steps);
             }
             let line = format!(
-                "seed {seed}: env step {:>6}: greedy success {rate:.2}{}",
+                "seed {seed}: env step {:>6}: greedy success {rate:.2} (entered the goal disk \
+                 {:.2}, mean final distance {:.3}){}",
                 agent.env_steps,
+                eval.reached,
+                eval.final_distance,
                 recent.map_or(String::new(), |s| format!(
                     " (critic loss {:.4}, actor loss {:.4}, C on success examples {:.3}, \
                      on replay {:.3})",

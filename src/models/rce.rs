@@ -710,24 +710,44 @@ impl Agent {
         })
     }
 
-    /// The greedy policy's success rate over `episodes` evaluation episodes (start states
-    /// from their own seeded stream, the same for every call with the same `round`).
-    pub fn evaluate(&mut self, episodes: usize, round: u64) -> Result<f64> {
+    /// The greedy policy on `episodes` evaluation episodes (start states from their own
+    /// seeded stream, the same for every call with the same `round`).
+    pub fn evaluate(&mut self, episodes: usize, round: u64) -> Result<Evaluation> {
         let mut env = PointMass::new(self.seed ^ 0x6576_616c ^ round.wrapping_mul(0x9e37));
-        let mut wins = 0;
+        let (mut wins, mut reached, mut distance) = (0, 0, 0.0);
         for _ in 0..episodes {
             let mut s = env.reset();
+            let mut touched = is_success(s);
             loop {
                 let (next, done) = env.step(self.act(s, true)?)?;
                 s = next;
+                touched |= is_success(s);
                 if done {
                     break;
                 }
             }
             wins += usize::from(is_success(s));
+            reached += usize::from(touched);
+            distance += (s[0] - GOAL[0]).hypot(s[1] - GOAL[1]);
         }
-        Ok(wins as f64 / episodes.max(1) as f64)
+        let n = episodes.max(1) as f64;
+        Ok(Evaluation {
+            success: wins as f64 / n,
+            reached: reached as f64 / n,
+            final_distance: distance / n,
+        })
     }
+}
+
+/// The greedy policy's evaluation.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Evaluation {
+    /// Fraction of episodes whose last state is within 0.1 of the goal (the task's success).
+    pub success: f64,
+    /// Fraction of episodes that entered the goal disk at some step (a diagnostic).
+    pub reached: f64,
+    /// Mean distance of the last state from the goal.
+    pub final_distance: f64,
 }
 
 fn refs(v: &[Tensor]) -> Vec<&Tensor> {
