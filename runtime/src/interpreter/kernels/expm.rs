@@ -13,7 +13,7 @@
 //! once to the dtype. A matrix with a NaN or infinite entry has no meaningful exponential
 //! here (the scaling count would be unbounded): its result is all NaN.
 
-use super::lu::{Lu, float_value, gemm_strided, matmul_sq};
+use super::lu::{Lu, axpy, float_value, gemm_strided, matmul_sq, release, zeroed};
 use flumen_frontend::Value;
 
 /// θ_m for m = 3, 5, 7, 9, 13 (Higham 2005, Table 2.3).
@@ -73,7 +73,9 @@ pub(in crate::interpreter) fn expm(x: &Value) -> Result<Value, String> {
     let mut out = Vec::with_capacity(data.len());
     if n > 0 {
         for m in data.chunks(n * n) {
-            out.extend(expm_f64(m, n)?);
+            let e = expm_f64(m, n)?;
+            out.extend_from_slice(&e);
+            release(e);
         }
     }
     float_value(x.dtype(), shape, out)
@@ -91,15 +93,16 @@ pub(super) fn expm_f64(a: &[f64], n: usize) -> Result<Vec<f64>, String> {
         }
     }
     let s = (norm / THETA[4].1).log2().ceil().max(0.0) as i32;
-    let scaled: Vec<f64> = if s > 0 {
-        let f = 2f64.powi(-s);
-        a.iter().map(|&v| v * f).collect()
-    } else {
-        a.to_vec()
-    };
+    let mut scaled = zeroed(n * n);
+    let f = 2f64.powi(-s);
+    for (d, &v) in scaled.iter_mut().zip(a) {
+        *d = v * f;
+    }
     let mut r = pade13(&scaled, n)?;
+    release(scaled);
     for _ in 0..s {
-        r = matmul_sq(&r, &r, n);
+        let next = matmul_sq(&r, &r, n);
+        release(std::mem::replace(&mut r, next));
     }
     Ok(r)
 }
@@ -123,11 +126,9 @@ fn norm1(a: &[f64], n: usize) -> f64 {
 
 /// `Σ cᵢ·Mᵢ + c_I·I` over row-major `n × n` matrices.
 fn combo(terms: &[(f64, &[f64])], identity: f64, n: usize) -> Vec<f64> {
-    let mut out = vec![0.0; n * n];
+    let mut out = zeroed(n * n);
     for &(c, m) in terms {
-        for (o, &v) in out.iter_mut().zip(m) {
-            *o += c * v;
-        }
+        axpy(&mut out, -c, m);
     }
     for i in 0..n {
         out[i * n + i] += identity;
@@ -137,12 +138,20 @@ fn combo(terms: &[(f64, &[f64])], identity: f64, n: usize) -> Vec<f64> {
 
 /// `(V − U)⁻¹ (V + U)`.
 fn finish(u: Vec<f64>, v: Vec<f64>, n: usize) -> Result<Vec<f64>, String> {
-    let p: Vec<f64> = v.iter().zip(&u).map(|(v, u)| v + u).collect();
-    let q: Vec<f64> = v.iter().zip(&u).map(|(v, u)| v - u).collect();
+    let mut p = zeroed(n * n);
+    let mut q = zeroed(n * n);
+    for ((p, q), (v, u)) in p.iter_mut().zip(q.iter_mut()).zip(v.iter().zip(&u)) {
+        *p = v + u;
+        *q = v - u;
+    }
+    release(u);
+    release(v);
     let lu = Lu::factor(q, n).map_err(|col| {
         format!("expm: the Padé denominator is singular (zero pivot in column {col})")
     })?;
-    Ok(lu.solve(&p, n))
+    let r = lu.solve(&p, n);
+    release(p);
+    Ok(r)
 }
 
 /// `r_m(A)` for m ∈ {3, 5, 7, 9}.
@@ -172,6 +181,8 @@ fn pade_low(a: &[f64], n: usize, m: usize) -> Result<Vec<f64>, String> {
     let inner = combo(&odd, b[1], n);
     let u = matmul_sq(a, &inner, n);
     let v = combo(&even, b[0], n);
+    release(inner);
+    powers.into_iter().for_each(release);
     finish(u, v, n)
 }
 
@@ -190,6 +201,9 @@ fn pade13(a: &[f64], n: usize) -> Result<Vec<f64>, String> {
     let mut v = combo(&[(b[6], &a6), (b[4], &a4), (b[2], &a2)], b[0], n);
     let z = combo(&[(b[12], &a6), (b[10], &a4), (b[8], &a2)], 0.0, n);
     gemm_strided((n, n, n), &mut v, n, true, &a6, n, &z, n, 1.0, 1.0);
+    for t in [a2, a4, a6, inner, w, z] {
+        release(t);
+    }
     finish(u, v, n)
 }
 

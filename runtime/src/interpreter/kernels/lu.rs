@@ -12,8 +12,11 @@
 
 use flumen_frontend::{DType, Value};
 
-/// Panel width of the blocked LU and triangular solves.
+/// Panel width of the blocked LU.
 const BLOCK: usize = 32;
+
+/// Block rows of the triangular solves (the rest of each solve is GEMM).
+const SOLVE_BLOCK: usize = 16;
 
 /// Products with at least this many multiply-adds use every core (smaller ones lose more to
 /// the hand-off than they gain).
@@ -82,9 +85,77 @@ pub(super) fn gemm_strided(
     }
 }
 
+/// Buffers of at most this many elements are kept for reuse (1 MiB each).
+const POOL_MAX_LEN: usize = 1 << 17;
+
+/// Buffers kept per thread.
+const POOL_MAX_BUFFERS: usize = 24;
+
+thread_local! {
+    /// Released buffers, reused by [`zeroed`]: an `expm` of a 64 × 64 matrix allocates a
+    /// dozen 32 KiB temporaries, and when they are all freed the allocator returns the pages
+    /// to the OS, so the next call spends more time in page faults than in arithmetic.
+    static FREE: std::cell::RefCell<Vec<Vec<f64>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A buffer of `len` zeros, reusing a released one when there is one.
+pub(super) fn zeroed(len: usize) -> Vec<f64> {
+    let reused = if len <= POOL_MAX_LEN {
+        FREE.with(|f| f.borrow_mut().pop())
+    } else {
+        None
+    };
+    match reused {
+        Some(mut v) => {
+            v.clear();
+            v.resize(len, 0.0);
+            v
+        }
+        None => vec![0.0; len],
+    }
+}
+
+/// Give a buffer back for reuse by [`zeroed`] (dropped when the pool is full or it is big).
+pub(super) fn release(v: Vec<f64>) {
+    if v.capacity() <= POOL_MAX_LEN {
+        FREE.with(|f| {
+            let mut f = f.borrow_mut();
+            if f.len() < POOL_MAX_BUFFERS {
+                f.push(v);
+            }
+        });
+    }
+}
+
+/// `y -= a·x` elementwise over the common length. Vectorised with AVX2 where the CPU has it
+/// (the crate is built for baseline x86-64); no FMA contraction, so every path rounds the
+/// same way and results do not depend on the CPU.
+#[inline]
+pub(super) fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 was just detected.
+        return unsafe { axpy_avx2(y, a, x) };
+    }
+    axpy_generic(y, a, x)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn axpy_avx2(y: &mut [f64], a: f64, x: &[f64]) {
+    axpy_generic(y, a, x)
+}
+
+#[inline(always)]
+fn axpy_generic(y: &mut [f64], a: f64, x: &[f64]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y -= a * x;
+    }
+}
+
 /// `a · b` for square `n × n` row-major matrices.
 pub(super) fn matmul_sq(a: &[f64], b: &[f64], n: usize) -> Vec<f64> {
-    let mut c = vec![0.0; n * n];
+    let mut c = zeroed(n * n);
     gemm_strided((n, n, n), &mut c, n, false, a, n, b, n, 0.0, 1.0);
     c
 }
@@ -131,9 +202,7 @@ impl Lu {
                 for row in rest.chunks_mut(n) {
                     let l = row[j] / pivot;
                     row[j] = l;
-                    for (x, &u) in row[j + 1..k0 + kb].iter_mut().zip(prow) {
-                        *x -= l * u;
-                    }
+                    axpy(&mut row[j + 1..k0 + kb], l, prow);
                 }
             }
             let k1 = k0 + kb;
@@ -147,15 +216,16 @@ impl Lu {
                 for j in k0..i {
                     let l = row[j];
                     if l != 0.0 {
-                        for (x, &u) in row[k1..].iter_mut().zip(&top[j * n + k1..j * n + n]) {
-                            *x -= l * u;
-                        }
+                        axpy(&mut row[k1..], l, &top[j * n + k1..j * n + n]);
                     }
                 }
             }
             // A22 -= L21 · U12.
             let (top, rest) = a.split_at_mut(k1 * n);
-            let l21: Vec<f64> = rest.chunks(n).flat_map(|r| &r[k0..k1]).copied().collect();
+            let mut l21 = zeroed((n - k1) * kb);
+            for (dst, r) in l21.chunks_mut(kb).zip(rest.chunks(n)) {
+                dst.copy_from_slice(&r[k0..k1]);
+            }
             gemm_strided(
                 (n - k1, n - k1, kb),
                 &mut rest[k1..],
@@ -168,6 +238,7 @@ impl Lu {
                 1.0,
                 -1.0,
             );
+            release(l21);
         }
         Ok(Lu { n, lu: a, perm })
     }
@@ -176,18 +247,16 @@ impl Lu {
     pub(super) fn solve(&self, b: &[f64], m: usize) -> Vec<f64> {
         let n = self.n;
         let lu = &self.lu;
-        let mut x: Vec<f64> = self
-            .perm
-            .iter()
-            .flat_map(|&p| &b[p * m..(p + 1) * m])
-            .copied()
-            .collect();
+        let mut x = zeroed(n * m);
+        for (dst, &p) in x.chunks_mut(m.max(1)).zip(&self.perm) {
+            dst.copy_from_slice(&b[p * m..(p + 1) * m]);
+        }
         if m == 0 {
             return x;
         }
         // Forward: L · Y = P·B, block row by block row.
-        for i0 in (0..n).step_by(BLOCK) {
-            let i1 = (i0 + BLOCK).min(n);
+        for i0 in (0..n).step_by(SOLVE_BLOCK) {
+            let i1 = (i0 + SOLVE_BLOCK).min(n);
             let (done, cur) = x.split_at_mut(i0 * m);
             if i0 > 0 {
                 gemm_strided(
@@ -208,9 +277,7 @@ impl Lu {
                 for j in i0..i {
                     let l = lu[i * n + j];
                     if l != 0.0 {
-                        for (y, &v) in row[..m].iter_mut().zip(&above[(j - i0) * m..]) {
-                            *y -= l * v;
-                        }
+                        axpy(&mut row[..m], l, &above[(j - i0) * m..]);
                     }
                 }
             }
@@ -218,7 +285,7 @@ impl Lu {
         // Backward: U · X = Y, from the last block row up.
         let mut i1 = n;
         while i1 > 0 {
-            let i0 = i1.saturating_sub(BLOCK);
+            let i0 = i1.saturating_sub(SOLVE_BLOCK);
             let (head, below) = x.split_at_mut(i1 * m);
             let cur = &mut head[i0 * m..];
             if i1 < n {
@@ -241,19 +308,21 @@ impl Lu {
                 for j in i + 1..i1 {
                     let u = lu[i * n + j];
                     if u != 0.0 {
-                        for (y, &v) in row.iter_mut().zip(&after[(j - i - 1) * m..]) {
-                            *y -= u * v;
-                        }
+                        axpy(row, u, &after[(j - i - 1) * m..]);
                     }
                 }
                 let d = lu[i * n + i];
-                for y in row.iter_mut() {
-                    *y /= d;
-                }
+                row.iter_mut().for_each(|y| *y /= d);
             }
             i1 = i0;
         }
         x
+    }
+}
+
+impl Drop for Lu {
+    fn drop(&mut self) {
+        release(std::mem::take(&mut self.lu));
     }
 }
 
@@ -324,7 +393,9 @@ pub(in crate::interpreter) fn solve(
             cached = Some((ia, lu));
         }
         let lu = &cached.as_ref().expect("just set").1;
-        out.extend(lu.solve(&bd[ib * n * k..(ib + 1) * n * k], k));
+        let x = lu.solve(&bd[ib * n * k..(ib + 1) * n * k], k);
+        out.extend_from_slice(&x);
+        release(x);
     }
     float_value(a.dtype(), out_shape, out)
 }
