@@ -6,8 +6,8 @@
 mod gradcheck;
 
 use flumen::models::realm::{
-    DualEncoder, Mips, Rng, ToyData, contrastive_loss, marginal_log_likelihood, mips_top_k,
-    retrieval_probs,
+    DualEncoder, Mips, Rng, ToyData, chunked_top_k, contrastive_loss, marginal_log_likelihood,
+    mips_top_k, retrieval_probs,
 };
 use flumen::{Backend, DType, Graph, Session, Tensor, Value};
 use ndarray::Array2;
@@ -125,6 +125,32 @@ fn mips_breaks_ties_toward_the_lower_index_on_both_backends() {
         .map(|r| r.iter().map(|&i| i as usize).collect())
         .collect();
     assert_eq!(got, want);
+}
+
+#[test]
+fn chunked_top_k_is_top_k() {
+    // Rank 3, values on a coarse grid (many ties), a length not divisible by the chunk.
+    let mut rng = Rng::new(9);
+    let x =
+        ndarray::Array3::from_shape_simple_fn((3, 4, 1000), || (rng.normal() * 4.0).round() as f32);
+    let g = Graph::new();
+    let t = g.constant(x).unwrap();
+    let (v0, i0) = t.top_k(7).unwrap();
+    let (v1, i1) = chunked_top_k(&t, 7, 16).unwrap();
+    assert_eq!(i1.shape(), &[3, 4, 7]);
+    for backend in [Backend::Compiled, Backend::Interpreter] {
+        let out = Session::with_backend(&g, backend)
+            .run(&[], &[&v0, &i0, &v1, &i1])
+            .unwrap();
+        assert_eq!(out[0], out[2], "{backend:?}: values");
+        assert_eq!(
+            out[1], out[3],
+            "{backend:?}: indices, ties to the lower position"
+        );
+    }
+    let ints = g.zeros(&[4, 10], DType::I64).unwrap();
+    assert!(chunked_top_k(&ints, 2, 2).is_err());
+    assert!(chunked_top_k(&t, 1001, 2).is_err());
 }
 
 #[test]

@@ -103,8 +103,41 @@ pub fn mips_top_k(queries: &Tensor, docs: &Tensor, k: usize, opts: Mips) -> Resu
     Ok(TopK { scores, indices })
 }
 
-/// The top `k` of `scores` `[B, len]` along the last axis (values, i64 positions), through the
-/// chunk maxima when that sorts fewer values.
+/// The `k` largest entries along the last axis of `x` (any rank >= 1) and their i64
+/// positions, exactly as [`Tensor::top_k`] returns them (largest first, ties to the lower
+/// position), but sorting only the `k·chunk` entries of the `k` chunks (runs of `chunk`
+/// positions) with the largest maxima, plus the chunk maxima, instead of whole rows.
+/// Falls back to [`Tensor::top_k`] when that would not sort fewer values.
+pub fn chunked_top_k(x: &Tensor, k: usize, chunk: usize) -> Result<(Tensor, Tensor)> {
+    let Some(&len) = x.shape().last() else {
+        return Err(invalid(
+            "chunked_top_k",
+            "needs a tensor of rank >= 1".into(),
+        ));
+    };
+    if k == 0 || k > len || chunk == 0 || !x.dtype().is_float() {
+        return Err(invalid(
+            "chunked_top_k",
+            format!(
+                "need a float tensor, 1 <= k <= {len} and chunk >= 1, got {} {:?}, k = {k}, chunk = {chunk}",
+                x.dtype(),
+                x.shape()
+            ),
+        ));
+    }
+    if x.rank() == 2 {
+        return block_top_k(x, k, chunk);
+    }
+    let lead: Vec<i64> = x.shape()[..x.rank() - 1]
+        .iter()
+        .map(|&d| d as i64)
+        .collect();
+    let (v, i) = block_top_k(&x.reshape(&[-1, len as i64])?, k, chunk)?;
+    let out: Vec<i64> = lead.iter().copied().chain([k as i64]).collect();
+    Ok((v.reshape(&out)?, i.reshape(&out)?))
+}
+
+/// [`chunked_top_k`] of `scores` `[rows, len]`.
 fn block_top_k(scores: &Tensor, k: usize, chunk: usize) -> Result<(Tensor, Tensor)> {
     let (b, len) = (scores.shape()[0], scores.shape()[1]);
     let chunks = len.div_ceil(chunk);

@@ -117,9 +117,12 @@ pub(crate) fn check_qkv(
 }
 
 /// Balanced routing: for every head and centroid, the positions of the `window` vectors of
-/// `x` (`[B, H, n, d]`) that score highest against that centroid (`centroids` `[H, k, d]`),
-/// largest score first. Returns i64 indices `[B, H, k, window]`; a position may be routed to
-/// several clusters or to none.
+/// `x` (`[B, H, n, d]`) that score highest against that centroid (`centroids` `[H, k, d]`).
+/// Returns i64 indices `[B, H, k, window]`; a position may be routed to several clusters or to none. The selection is exact
+/// ([`chunked_top_k`](crate::models::realm::chunked_top_k) with chunks of about
+/// `√(n/window)` positions, so only a fraction of each row is sorted); the order of the
+/// positions within a cluster is unspecified (attention within a cluster does not depend on
+/// it).
 pub fn balanced_routing(x: &Tensor, centroids: &Tensor, window: usize) -> Result<Tensor> {
     const WHAT: &str = "balanced_routing";
     expect_float(WHAT, "x", x, 4)?;
