@@ -17,6 +17,7 @@
 pub mod aot;
 mod checkpoint;
 pub mod data;
+mod device;
 pub mod model_dir;
 pub mod models;
 pub mod plot;
@@ -29,6 +30,7 @@ pub use flumen_frontend::{
     error, gradients, gradients_or_zeros, gradients_with, graph, nn, op, s, train, value,
 };
 pub use flumen_runtime::SessionState;
+pub use device::Device;
 pub use session::{Backend, Session};
 
 /// The compiler crate (passes, verifier).

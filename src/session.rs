@@ -1,6 +1,7 @@
 //! [`Session`]: runs fetches of a graph with feeds, holding variable state across runs
 //! (TF1 semantics).
 
+use crate::device::{CudaSession, Device};
 use flumen_compiler::CompileReport;
 use flumen_frontend::op::Op;
 use flumen_frontend::{Graph, GraphDef, GraphError, NodeId, Result, Tensor, Value};
@@ -34,6 +35,8 @@ pub struct Session {
     state: SessionState,
     backend: Backend,
     cache: HashMap<(Vec<NodeId>, Vec<NodeId>), Cached>,
+    /// Set when the session runs on a GPU ([`Session::with_device`]).
+    cuda: Option<CudaSession>,
 }
 
 impl Session {
@@ -49,6 +52,41 @@ impl Session {
             state: SessionState::new(),
             backend,
             cache: HashMap::new(),
+            cuda: None,
+        }
+    }
+
+    /// A session on `graph` that runs compiled code on `device`. [`Device::Cpu`] is the
+    /// default compiled backend; [`Device::Cuda`] compiles to CUDA (fused kernels through
+    /// NVRTC, matrix products in cuBLAS, each run replayed as a CUDA graph) and keeps the
+    /// variables in device memory between runs. Errors when the device cannot be used: built
+    /// without the `cuda` feature, no NVIDIA driver, NVRTC or cuBLAS missing (the message
+    /// names the library), or no GPU with that ordinal.
+    ///
+    /// On a GPU session, [`Session::variables`] and [`Session::state`] show the host copies
+    /// as of the last synchronisation: the methods taking `&mut self` that read or change
+    /// variables synchronise first, and [`Session::sync_variables`] does it explicitly.
+    pub fn with_device(graph: &Graph, device: Device) -> Result<Session> {
+        let mut sess = Session::with_backend(graph, Backend::Compiled);
+        if let Device::Cuda(i) = device {
+            sess.cuda = Some(CudaSession::open(i)?);
+        }
+        Ok(sess)
+    }
+
+    /// The device compiled code runs on ([`Device::Cpu`] for the interpreter too).
+    pub fn device(&self) -> Device {
+        self.cuda
+            .as_ref()
+            .map_or(Device::Cpu, |c| Device::Cuda(c.ordinal()))
+    }
+
+    /// Copy the variables that GPU runs changed back into the host state
+    /// ([`Session::variables`]); a no-op on the CPU.
+    pub fn sync_variables(&mut self) -> Result<()> {
+        match &mut self.cuda {
+            Some(c) => c.sync(&mut self.state),
+            None => Ok(()),
         }
     }
 
@@ -88,6 +126,13 @@ impl Session {
                 let feed_map: HashMap<NodeId, Value> =
                     feeds.iter().map(|(t, v)| (t.id(), v.clone())).collect();
                 executor::run(&def, &feed_map, &fetch_ids, &mut self.state)
+            }
+            Backend::Compiled if self.cuda.is_some() => {
+                let def = graph.def();
+                check_all_fed(&def, &feed_ids, &fetch_ids)?;
+                let values: Vec<&Value> = feeds.iter().map(|(_, v)| v).collect();
+                let cuda = self.cuda.as_mut().expect("matched");
+                cuda.run(&graph, &mut self.state, (fetch_ids, feed_ids), &values)
             }
             Backend::Compiled => {
                 let key = (fetch_ids, feed_ids);
@@ -134,6 +179,9 @@ impl Session {
             .map(|t| self.check_fetch(t))
             .collect::<Result<Vec<_>>>()?;
         let key = (fetch_ids, feed_ids);
+        if let Some(cuda) = &mut self.cuda {
+            return cuda.compile_report(&self.graph, key).map(Some);
+        }
         if !self.cache.contains_key(&key) {
             let def = self.graph.def();
             let (exe, report) = flumen_compiler::compile(&def, &key.1, &key.0)?;
@@ -190,12 +238,14 @@ impl Session {
 
     /// Initialise every variable of the graph that is not initialised yet.
     pub fn initialize(&mut self) -> Result<()> {
+        self.sync_variables()?;
         let def = self.graph.def();
         let all = vec![true; def.len()];
         executor::initialize_variables(&def, &all, &mut self.state)
     }
 
-    /// The current value of every initialised variable, by name.
+    /// The current value of every initialised variable, by name (on a GPU session, as of
+    /// the last [`Session::sync_variables`]).
     pub fn variables(&self) -> &BTreeMap<String, Value> {
         &self.state.variables
     }
@@ -210,6 +260,7 @@ impl Session {
     /// Overwrite variable `var` with `value` (same dtype and shape).
     pub fn set_variable(&mut self, var: &Tensor, value: Value) -> Result<()> {
         self.check_variable(var)?;
+        self.sync_variables()?;
         if value.dtype() != var.dtype() || value.shape() != var.shape() {
             return Err(GraphError::invalid(format!(
                 "variable `{}` is {} but the value is {}{:?}",
@@ -226,6 +277,9 @@ impl Session {
     /// Drop every cached executable (they are rebuilt on the next run).
     pub fn clear_cache(&mut self) {
         self.cache.clear();
+        if let Some(c) = &mut self.cuda {
+            c.clear_cache();
+        }
     }
 
     fn check_variable(&self, var: &Tensor) -> Result<()> {
@@ -240,13 +294,21 @@ impl Session {
         Ok(())
     }
 
-    /// The session state (variables and random counters).
+    /// The session state (variables and random counters). On a GPU session the variables
+    /// are the host copies as of the last [`Session::sync_variables`].
     pub fn state(&self) -> &SessionState {
         &self.state
     }
 
-    /// Mutable access to the session state.
+    /// Mutable access to the session state (on a GPU session, synchronised first; changes
+    /// are uploaded before the next run).
     pub fn state_mut(&mut self) -> &mut SessionState {
+        if let Some(c) = &mut self.cuda
+            && let Err(e) = c.sync(&mut self.state)
+        {
+            // The device failed (a lost context); the host copies stay as they were.
+            eprintln!("flumen: could not copy variables back from the GPU: {e}");
+        }
         &mut self.state
     }
 }

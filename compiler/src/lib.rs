@@ -5,6 +5,7 @@
 pub mod aot;
 pub mod codegen;
 pub mod compile;
+pub mod cuda;
 pub mod egraph;
 pub mod kernel;
 pub mod lower;

@@ -3,6 +3,7 @@
 //! runs a graph on them.
 #![warn(missing_docs)]
 
+pub mod cuda;
 pub mod exec;
 pub mod interpreter;
 pub mod state;

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# GPU verification of the CUDA backend (docs/cuda.md), in two halves:
+#
+#   scripts/gpu_check.sh build   # on the dev machine (no GPU or CUDA toolkit needed):
+#                                # release test binaries with --features cuda, stripped,
+#                                # copied to target/gpu-bin/ (about 30-60 MiB)
+#   scripts/gpu_check.sh run     # on the GPU machine, from the repository root, with
+#                                # target/gpu-bin/ carried over: the GPU tests, the GPU
+#                                # benchmarks and the PyTorch/JAX peers; results go to
+#                                # $OUT (or target/gpu-results/) and stdout
+#
+# With the device tool: build here, then
+#   run(command="bash scripts/gpu_check.sh run", carry=["target/gpu-bin"], timeout_s=540)
+#
+# The run half needs the NVIDIA driver (libcuda.so.1), NVRTC (libnvrtc.so.12) and cuBLAS
+# (libcublas.so.12). It also looks for them in pip's nvidia-* wheels (a PyTorch install
+# brings them) and adds those directories to LD_LIBRARY_PATH.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN=target/gpu-bin
+
+build() {
+  set -e
+  rm -rf "$BIN" && mkdir -p "$BIN"
+  # Binaries are named <test>-<hash>; cargo prints them as JSON artifacts.
+  cargo test --release --features cuda --no-run --message-format=json \
+      --test cuda_device --test cuda_models --test cuda_differential --test cuda_bench \
+    | python3 -c '
+import json, sys, shutil, os
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        name = m["target"]["name"]
+        shutil.copy(m["executable"], os.path.join(sys.argv[1], name))
+        print("built", name)
+' "$BIN"
+  strip "$BIN"/* || true
+  # The MNIST tests read the embedded data through the crate (compiled in); nothing else
+  # is needed at run time.
+  du -sh "$BIN"; ls -l "$BIN"
+}
+
+run() {
+  local out="${OUT:-target/gpu-results}"
+  mkdir -p "$out"
+  exec > >(tee "$out/gpu_check.log") 2>&1
+  echo "== machine"; date -u; uname -a
+  nvidia-smi || echo "nvidia-smi: not available"
+  # CUDA libraries from pip wheels (nvidia-cublas-cu12, nvidia-cuda-nvrtc-cu12 …).
+  for py in python3 /usr/bin/python3; do
+    if command -v "$py" >/dev/null; then
+      extra=$("$py" - <<'PY' 2>/dev/null
+import glob, site, os
+dirs = []
+for s in site.getsitepackages() + [site.getusersitepackages()]:
+    dirs += glob.glob(os.path.join(s, "nvidia", "*", "lib"))
+print(":".join(sorted(set(dirs))))
+PY
+)
+      [ -n "$extra" ] && export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$extra"
+      break
+    fi
+  done
+  echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
+  ldconfig -p 2>/dev/null | grep -E "libcuda\.so|libnvrtc|libcublas" || true
+  [ -d "$BIN" ] || { echo "no $BIN: run 'scripts/gpu_check.sh build' first and carry it"; exit 2; }
+
+  local status=0
+  echo "== GPU tests"
+  for t in cuda_device cuda_models; do
+    timeout 300 "$BIN/$t" --nocapture --test-threads 1 || status=1
+  done
+  PROPTEST_CASES="${PROPTEST_CASES:-64}" timeout 300 "$BIN/cuda_differential" --nocapture || status=1
+
+  echo "== Flumen GPU benchmarks"
+  timeout 300 "$BIN/cuda_bench" --ignored --nocapture --test-threads 1 bench_mnist || status=1
+  timeout 300 "$BIN/cuda_bench" --ignored --nocapture --test-threads 1 bench_bigbird || status=1
+  timeout 120 "$BIN/cuda_bench" --ignored --nocapture --test-threads 1 bench_gemm || status=1
+  FLUMEN_CUDA_TF32=1 timeout 120 "$BIN/cuda_bench" --ignored --nocapture --test-threads 1 bench_gemm || status=1
+
+  echo "== peers (same GPU, same run)"
+  timeout 300 python3 scripts/gpu_peers.py || echo "peers failed"
+  if python3 -c "import jax; assert any(d.platform == 'gpu' for d in jax.devices())" 2>/dev/null; then
+    for n in 16384 65536; do
+      (cd benches/peers && timeout 300 python3 bigbird_jax.py --threads 16 --n "$n") || echo "bigbird_jax n=$n failed"
+    done
+  else
+    echo "peer jax bigbird skipped: no JAX with a GPU"
+  fi
+  grep -hE "^(bench|peer) " "$out/gpu_check.log" > "$out/summary.txt" || true
+  echo "== summary"; cat "$out/summary.txt"
+  echo "gpu_check: tests $([ $status = 0 ] && echo passed || echo FAILED)"
+  return $status
+}
+
+case "${1:-}" in
+  build) build ;;
+  run) run ;;
+  *) echo "usage: $0 build|run" >&2; exit 2 ;;
+esac
