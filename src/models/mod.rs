@@ -7,3 +7,4 @@ pub mod cartpole;
 pub mod realm;
 pub mod rce;
 pub mod routing;
+pub mod pic;
