@@ -24,11 +24,11 @@
 //! described in the generated header (and in `flumen_compiler::aot::glue`).
 //!
 //! # Finding the runtime library
-//! [`runtime_library`] uses, in order: the path in `FLUMEN_AOT_RUNTIME`; a
-//! `libflumen_aot_runtime.a` next to the running executable (an installed `flumen`); or,
-//! in a source checkout, `cargo build -p flumen-aot-runtime` run in the workspace this
-//! crate was built from (a no-op when it is up to date), so a fresh clone needs no manual
-//! step. That build uses the profile this crate was built with ([`RUNTIME_PROFILE`]):
+//! [`runtime_library`] uses, in order: the path in `FLUMEN_AOT_RUNTIME`; in a source
+//! checkout (the workspace this crate was built from still exists), the archive that
+//! `cargo build -p flumen-aot-runtime` reports (a no-op when it is up to date, so a fresh
+//! clone needs no manual step and an edited runtime is rebuilt); else a
+//! `libflumen_aot_runtime.a` next to the running executable (an installed `flumen`). That build uses the profile this crate was built with ([`RUNTIME_PROFILE`]):
 //! `release` for a release `flumen`, `dev` for tests and debug builds (where
 //! `cargo test --workspace` has built it already; dependencies such as the GEMM are
 //! optimised in dev builds too).
@@ -220,6 +220,15 @@ fn find_runtime_library() -> std::result::Result<PathBuf, String> {
             Err(format!("FLUMEN_AOT_RUNTIME={} is not a file", p.display()))
         };
     }
+    // A source checkout: let cargo bring the archive up to date (a no-op when it is).
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut why = String::new();
+    if workspace.join("aot-runtime").join("Cargo.toml").is_file() {
+        match build_runtime_library(workspace) {
+            Ok(p) => return Ok(p),
+            Err(e) => why = format!(" ({e})"),
+        }
+    }
     if let Some(dir) = std::env::current_exe()
         .ok()
         .and_then(|e| e.parent().map(Path::to_path_buf))
@@ -229,15 +238,11 @@ fn find_runtime_library() -> std::result::Result<PathBuf, String> {
             return Ok(p);
         }
     }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"));
-    if !workspace.join("aot-runtime").join("Cargo.toml").is_file() {
-        return Err(format!(
-            "cannot find {RUNTIME_LIB_NAME}: set FLUMEN_AOT_RUNTIME to its path or put it \
-             next to the executable (build it with `cargo build --release -p \
-             flumen-aot-runtime` in a Flumen checkout)"
-        ));
-    }
-    build_runtime_library(workspace)
+    Err(format!(
+        "cannot find {RUNTIME_LIB_NAME}{why}: set FLUMEN_AOT_RUNTIME to its path or put it \
+         next to the executable (build it with `cargo build --release -p \
+         flumen-aot-runtime` in a Flumen checkout)"
+    ))
 }
 
 /// The cargo profile the runtime is built with: `release` when this crate was built with

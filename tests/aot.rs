@@ -149,7 +149,7 @@ fn states_are_independent_and_run_concurrently() {
     let lib = Lib::from_report(&built().infer);
     let expected = jit_pattern_logits();
     let zeros = Value::zeros(flumen::DType::F32, &[INFER_BATCH, 784]);
-    let zero_logits = lib.state(1).run(&[zeros.clone()]).unwrap();
+    let zero_logits = lib.state(1).run(std::slice::from_ref(&zeros)).unwrap();
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..4)
             .map(|t| {

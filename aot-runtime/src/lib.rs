@@ -174,7 +174,7 @@ fn check_ptr(p: *const u8, align: usize, what: &str) -> Result<(), Failure> {
     if p.is_null() {
         return Err(Failure(Code::Null, format!("{what} is NULL")));
     }
-    if p as usize % align != 0 {
+    if !(p as usize).is_multiple_of(align) {
         return Err(Failure(
             Code::Align,
             format!("{what} is not aligned to {align} bytes"),

@@ -31,6 +31,15 @@ struct AssertSend<T>(T);
 // one touching the state while the calling thread waits in `install`.
 unsafe impl<T> Send for AssertSend<T> {}
 
+/// What one run hands to the pool: steps, buffers, pointers, counters, scratch.
+type Job<'a> = (
+    &'a Vec<Step>,
+    &'a Vec<BufferDecl>,
+    &'a Vec<*mut u8>,
+    &'a mut Vec<(String, u64)>,
+    &'a mut Vec<*mut u8>,
+);
+
 /// One instance of a model.
 pub struct State {
     plan: Plan,
@@ -75,7 +84,7 @@ impl State {
                 std::slice::from_raw_parts(desc.kernels, desc.n_kernels),
             )
         };
-        if desc.data as usize % 64 != 0 {
+        if !(desc.data as usize).is_multiple_of(64) {
             return Err(corrupt("the data blob is not 64-byte aligned".into()));
         }
         let plan = Plan::decode(plan_bytes).map_err(|e| corrupt(format!("plan: {e}")))?;
@@ -175,13 +184,7 @@ impl State {
         ));
         let result = self.pool.install(move || {
             let job = job;
-            let (steps, buffers, ptrs, counters, args): (
-                &Vec<Step>,
-                &Vec<BufferDecl>,
-                &Vec<*mut u8>,
-                &mut Vec<(String, u64)>,
-                &mut Vec<*mut u8>,
-            ) = job.0;
+            let (steps, buffers, ptrs, counters, args): Job<'_> = job.0;
             let mut counter = |name: &str| next_counter(counters, name);
             // SAFETY: the pointers address the arena, the variables, the embedded
             // constants and the caller's inputs, each of its buffer's size.

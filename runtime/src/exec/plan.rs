@@ -455,7 +455,7 @@ impl Plan {
             }
         }
         for d in self.variables.iter().chain(&self.constants) {
-            if bytes_of(&d.ty).is_none() || d.offset % 64 != 0 {
+            if bytes_of(&d.ty).is_none() || !d.offset.is_multiple_of(64) {
                 return Err(format!("data of `{}` is misplaced or too large", d.name));
             }
         }
