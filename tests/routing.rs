@@ -374,8 +374,7 @@ fn bad_shapes_are_errors() {
     assert!(balanced_routing(&x, &mu, 9).is_err());
     let idx = g.zeros(&[1, 2, 2, 4], DType::F32).unwrap();
     let e = routed_attention(&x, &x, &x, &idx, &idx, Mask::default())
-        .err()
-        .expect("float indices are an error");
+        .expect_err("float indices are an error");
     assert!(e.to_string().contains("q_index"), "{e}");
     let v = g.zeros(&[1, 2, 7, 4], DType::F32).unwrap();
     assert!(dense_attention(&x, &x, &v, Mask::default(), None).is_err());
