@@ -8,3 +8,4 @@ pub mod realm;
 pub mod rce;
 pub mod routing;
 pub mod pic;
+pub mod quantiles;
