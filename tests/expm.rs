@@ -358,3 +358,33 @@ fn text_ir_round_trip_and_compiled_report() {
     let report = sess.compile_report(&[&a, &b], &[&x]).unwrap().unwrap();
     assert_eq!(report.interpreted.len(), 2, "{:?}", report.interpreted);
 }
+
+/// MODELS.md §3: `e^{tA}x₀` against RK4 (dt = 1e-4) on `[[3,1],[4,1]]` at t = 1.
+#[test]
+fn ode_solution_matches_rk4() {
+    let a = [[3.0, 1.0], [4.0, 1.0]];
+    let x0 = [1.0, -0.5];
+    let out = both(|g| {
+        let e = g.constant(mat(&[&a[0], &a[1]]))?.expm()?;
+        Ok(vec![e.matmul(&g.constant(mat(&[&[x0[0]], &[x0[1]]]))?)?])
+    });
+    let f = |x: [f64; 2]| {
+        [
+            a[0][0] * x[0] + a[0][1] * x[1],
+            a[1][0] * x[0] + a[1][1] * x[1],
+        ]
+    };
+    let add = |x: [f64; 2], k: [f64; 2], h: f64| [x[0] + h * k[0], x[1] + h * k[1]];
+    let (mut x, h) = (x0, 1e-4);
+    for _ in 0..10_000 {
+        let k1 = f(x);
+        let k2 = f(add(x, k1, h / 2.0));
+        let k3 = f(add(x, k2, h / 2.0));
+        let k4 = f(add(x, k3, h));
+        for i in 0..2 {
+            x[i] += h / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]);
+        }
+    }
+    let err = (out[0][0] - x[0]).hypot(out[0][1] - x[1]) / x[0].hypot(x[1]);
+    assert!(err <= 1e-8, "relative error {err:e}");
+}
