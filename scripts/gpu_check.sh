@@ -7,7 +7,8 @@
 #   scripts/gpu_check.sh run     # on the GPU machine, from the repository root, with
 #                                # target/gpu-bin/ carried over: the GPU tests, the GPU
 #                                # benchmarks and the PyTorch/JAX peers; results go to
-#                                # $OUT (or target/gpu-results/) and stdout
+#                                # $OUT (or target/gpu-results/) and stdout. Exit 0: all
+#                                # passed; 1: a test failed; 3: no usable GPU (skipped)
 #
 # With the device tool: build here, then
 #   run(command="bash scripts/gpu_check.sh run", carry=["target/gpu-bin"], timeout_s=540)
@@ -92,6 +93,10 @@ PY
   fi
   grep -hE "^(bench|peer) " "$out/gpu_check.log" > "$out/summary.txt" || true
   echo "== summary"; cat "$out/summary.txt"
+  if grep -q "skipped, no usable CUDA device" "$out/gpu_check.log"; then
+    echo "gpu_check: NO GPU WAS USED (the GPU tests skipped; see the reason above)"
+    return 3
+  fi
   echo "gpu_check: tests $([ $status = 0 ] && echo passed || echo FAILED)"
   return $status
 }
