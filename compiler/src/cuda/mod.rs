@@ -2,11 +2,10 @@
 //! the driver that turns a graph into a [`CudaProgram`] for the device runtime
 //! (`flumen_runtime::cuda`, feature `cuda`).
 //!
-//! Everything up to the kernel IR is shared with the CPU backend: the same pass pipeline
-//! ([`crate::passes::default_pipeline`]), lowering ([`crate::lower::lower`]: fusion,
-//! matrix-product epilogues, in-place assigns) and liveness memory plan
-//! ([`crate::lower::memory::plan`]), so the device arena has the CPU arena's layout. This
-//! module only decides how each lowered step runs on the device:
+//! Everything up to the kernel IR is shared with the CPU backend: [`crate::compile::prepare`]
+//! runs the same pass pipeline, lowering (fusion, matrix-product epilogues, in-place
+//! assigns) and liveness memory plan as the JIT and AOT paths, so the device arena has the
+//! CPU arena's layout. This module only decides how each lowered step runs on the device:
 //! - fused kernels → CUDA C ([`kernel`]; helpers in [`prelude`], scalar semantics in
 //!   [`scalar`]), compiled by NVRTC at run time and cached per source hash;
 //! - float matrix products → cuBLAS, their epilogues → generated kernels;
@@ -24,10 +23,9 @@ pub mod prelude;
 pub mod scalar;
 
 use crate::CompileReport;
-use crate::lower::{self, LStep, memory};
-use crate::pass::Unit;
-use crate::passes::default_pipeline;
-use flumen_frontend::op::{Op, TensorType};
+use crate::compile::{Prepared, prepare};
+use crate::lower::LStep;
+use flumen_frontend::op::Op;
 use flumen_frontend::{GraphDef, NodeId, Result};
 use flumen_runtime::cuda::{CudaProgram, DeviceStep, GemmStep};
 use std::collections::HashSet;
@@ -44,23 +42,12 @@ pub fn compile_cuda(
     feeds: &[NodeId],
     fetches: &[NodeId],
 ) -> Result<(CudaProgram, CompileReport)> {
-    let mut report = CompileReport::default();
-    let t = Instant::now();
-    let feed_types: Vec<(String, TensorType)> = feeds
-        .iter()
-        .map(|f| (def.node(*f).name.clone(), def.node(*f).ty.clone()))
-        .collect();
-    let unit = default_pipeline().run(Unit {
-        def: def.clone(),
-        outputs: fetches.to_vec(),
-    })?;
-    report.passes = t.elapsed();
-    let t = Instant::now();
-    let mut lowered = lower::lower(&unit, &feed_types)?;
-    let arena_bytes = memory::plan(&mut lowered);
-    report.arena_bytes = (arena_bytes, memory::unplanned_bytes(&lowered));
-    report.lowering = t.elapsed();
-
+    let Prepared {
+        lowered,
+        arena_bytes,
+        mut report,
+        ..
+    } = prepare(def, feeds, fetches)?;
     let t = Instant::now();
     let mut error_sites = Vec::new();
     let mut steps = Vec::with_capacity(lowered.steps.len());
