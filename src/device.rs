@@ -101,8 +101,8 @@ mod enabled {
     /// The CUDA state of a session.
     pub(crate) struct CudaSession {
         device: Arc<CudaDevice>,
-        // Dropped before `device` (fields drop in declaration order): executables and
-        // variables free their memory with the device's context.
+        // Executables and variables hold the device too (an `Arc`), so it outlives the
+        // memory they free with its context, whatever the drop order.
         cache: HashMap<Key, (CudaExecutable, CompileReport)>,
         vars: DeviceVariables,
     }
