@@ -229,43 +229,47 @@ pub fn find_cycle(eg: &EG, choice: &Choice, roots: &[Id]) -> Option<Id> {
 /// cost of the set of classes it reaches.
 /// Nodes in `banned` (class, node) are never chosen.
 pub fn greedy_dag(eg: &EG, banned: &std::collections::HashSet<(Id, ENode)>) -> Choice {
-    type Set = std::rc::Rc<HashMap<Id, f64>>;
-    let mut best: HashMap<Id, (f64, Set, ENode)> = HashMap::new();
+    // Classes get dense indices; a cost set is a bitset over them, and its total is the sum
+    // of each member's own cost under its current choice.
     let mut ids: Vec<Id> = eg.classes().map(|c| c.id).collect();
     ids.sort();
-    let own: HashMap<(Id, usize), f64> = ids
+    let index: HashMap<Id, usize> = ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+    let words = ids.len().div_ceil(64);
+    let own: Vec<Vec<f64>> = ids
         .iter()
-        .flat_map(|&id| {
+        .map(|&id| {
             eg[id]
                 .nodes
                 .iter()
-                .enumerate()
-                .map(move |(i, n)| ((id, i), node_cost(eg, n, &eg[id].data.ty).total()))
+                .map(|n| node_cost(eg, n, &eg[id].data.ty).total())
+                .collect()
         })
         .collect();
+    type Set = std::rc::Rc<Vec<u64>>;
+    // Per class: (total, set, chosen node index).
+    let mut best: Vec<Option<(f64, Set, usize)>> = vec![None; ids.len()];
+    let mut own_best = vec![0.0f64; ids.len()];
     // A node is re-evaluated only when one of its children's choices changed since.
-    let mut version: HashMap<Id, u64> = HashMap::new();
-    let mut evaluated: HashMap<(Id, usize), u64> = HashMap::new();
+    let mut version = vec![0u64; ids.len()];
+    let mut evaluated: HashMap<(usize, usize), u64> = HashMap::new();
+    let has = |set: &[u64], i: usize| set[i / 64] >> (i % 64) & 1 == 1;
     for _pass in 0..64 {
         let mut changed = false;
-        for &id in &ids {
-            for (i, node) in eg[id].nodes.iter().enumerate() {
+        for (ci, &id) in ids.iter().enumerate() {
+            for (ni, node) in eg[id].nodes.iter().enumerate() {
                 if !banned.is_empty() && banned.contains(&(id, node.clone())) {
                     continue;
                 }
-                let stamp: u64 = 1 + node
-                    .children
-                    .iter()
-                    .map(|c| version.get(&eg.find(*c)).copied().unwrap_or(0))
-                    .sum::<u64>();
-                if evaluated.get(&(id, i)) == Some(&stamp) {
+                let kids: Vec<usize> = node.children.iter().map(|c| index[&eg.find(*c)]).collect();
+                let stamp: u64 = 1 + kids.iter().map(|&k| version[k]).sum::<u64>();
+                if evaluated.get(&(ci, ni)) == Some(&stamp) {
                     continue;
                 }
-                let mut sets: Vec<&Set> = Vec::with_capacity(node.children.len());
+                let mut sets: Vec<&Set> = Vec::with_capacity(kids.len());
                 let mut ok = true;
-                for c in &node.children {
-                    match best.get(&eg.find(*c)) {
-                        Some((_, s, _)) if !s.contains_key(&id) => sets.push(s),
+                for &k in &kids {
+                    match &best[k] {
+                        Some((_, set, _)) if !has(set, ci) => sets.push(set),
                         _ => {
                             ok = false;
                             break;
@@ -275,29 +279,33 @@ pub fn greedy_dag(eg: &EG, banned: &std::collections::HashSet<(Id, ENode)>) -> C
                 if !ok {
                     continue;
                 }
-                evaluated.insert((id, i), stamp);
-                // Start from the largest child set.
-                sets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-                let mut set: HashMap<Id, f64> =
-                    sets.first().map(|s| (***s).clone()).unwrap_or_default();
-                for s in sets.iter().skip(1) {
-                    if std::rc::Rc::ptr_eq(s, sets[0]) {
-                        continue;
-                    }
-                    for (k, v) in s.iter() {
-                        set.insert(*k, *v);
+                evaluated.insert((ci, ni), stamp);
+                let mut set: Vec<u64> = vec![0; words];
+                for s in &sets {
+                    for (w, x) in set.iter_mut().zip(s.iter()) {
+                        *w |= x;
                     }
                 }
-                let c = own[&(id, i)];
-                set.insert(id, c);
-                let total: f64 = set.values().sum();
-                let better = match best.get(&id) {
+                set[ci / 64] |= 1 << (ci % 64);
+                let mut total = own[ci][ni];
+                for (wi, &w) in set.iter().enumerate() {
+                    let mut w = w;
+                    while w != 0 {
+                        let b = wi * 64 + w.trailing_zeros() as usize;
+                        if b != ci {
+                            total += own_best[b];
+                        }
+                        w &= w - 1;
+                    }
+                }
+                let better = match &best[ci] {
                     None => true,
                     Some((t, _, _)) => total < *t * (1.0 - 1e-12) - 1e-9,
                 };
                 if better {
-                    best.insert(id, (total, std::rc::Rc::new(set), node.clone()));
-                    *version.entry(id).or_default() += 1;
+                    best[ci] = Some((total, std::rc::Rc::new(set), ni));
+                    own_best[ci] = own[ci][ni];
+                    version[ci] += 1;
                     changed = true;
                 }
             }
@@ -306,7 +314,10 @@ pub fn greedy_dag(eg: &EG, banned: &std::collections::HashSet<(Id, ENode)>) -> C
             break;
         }
     }
-    best.into_iter().map(|(id, (_, _, n))| (id, n)).collect()
+    ids.iter()
+        .zip(best)
+        .filter_map(|(&id, b)| b.map(|(_, _, ni)| (id, eg[id].nodes[ni].clone())))
+        .collect()
 }
 
 /// Local improvement of a choice under the global DAG cost: for each class the choice

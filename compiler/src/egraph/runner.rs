@@ -49,6 +49,8 @@ pub struct Limits {
     pub time: Duration,
     /// At most this many applications per rule and iteration.
     pub matches_per_rule: usize,
+    /// Time for the extractor's local improvement (after all stages).
+    pub improve_time: Duration,
 }
 
 impl Default for Limits {
@@ -58,6 +60,7 @@ impl Default for Limits {
             iterations: 8,
             time: Duration::from_millis(500),
             matches_per_rule: 2_000,
+            improve_time: Duration::from_millis(100),
         }
     }
 }
