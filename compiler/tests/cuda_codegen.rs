@@ -9,8 +9,9 @@
 //! - the kernels *run* on the CPU under that header's emulation of CUDA threads, blocks,
 //!   `__syncthreads`, warp shuffles and atomics (blocks in turn, a block's threads as
 //!   std::threads), with buffers laid out exactly as the device runtime lays them out (the
-//!   planned arena, feeds, constants, variables), and every fetch matches the reference
-//!   interpreter (f32: 1e-5 relative + 1e-6 absolute, f64: 1e-12 relative, integers and
+//!   planned arena, feeds, constants, variables), and every fetch — including every unary,
+//!   binary and cast op in every dtype, on values with zeros, negatives and out-of-range
+//!   casts — matches the reference interpreter (f32: 1e-5 relative + 1e-6 absolute, f64: 1e-12 relative, integers and
 //!   bools exactly), and a three-phase softmax kernel written directly in the kernel IR
 //!   (block max, block Σexp, per-element store) matches the kernel-IR evaluator.
 //!
@@ -516,6 +517,9 @@ fn cuda_kernels_match_the_interpreter_under_emulation() {
     if !have_gxx() {
         return;
     }
+    let (every, outputs) = every_op_graph();
+    let outputs: Vec<&str> = outputs.iter().map(String::as_str).collect();
+    check_emulated("every_op", &every, &outputs);
     check_emulated("softmax", &parse(SOFTMAX), &["p"]);
     check_emulated("reduction", &parse(REDUCTION), &["m", "mx"]);
     check_emulated("slice_assign", &parse(SLICE_ASSIGN), &["set"]);
