@@ -272,6 +272,31 @@ fn routing_scores_count_n_to_the_one_and_a_half() {
 }
 
 #[test]
+fn balanced_routing_selects_the_top_w_of_every_centroid() {
+    // n = 1024, k = 32, w = 32: the chunked selection path (chunks of 6 positions).
+    let mut rng = Rng::new(13);
+    let (n, k, w, d) = (1024, 32, 32, 16);
+    let g = Graph::new();
+    let x = g.constant(randn(&[2, 1, n, d], &mut rng, 1.0)).unwrap();
+    let mu = g.constant(randn(&[1, k, d], &mut rng, 1.0)).unwrap();
+    let idx = balanced_routing(&x, &mu, w).unwrap();
+    let (_, plain) = x
+        .matmul_t(&mu, false, true)
+        .unwrap()
+        .transpose(&[0, 1, 3, 2])
+        .unwrap()
+        .top_k(w)
+        .unwrap();
+    let out = run_both(&g, &[&idx, &plain], 0.0);
+    for (a, b) in out[0].chunks(w).zip(out[1].chunks(w)) {
+        let (mut a, mut b) = (a.to_vec(), b.to_vec());
+        a.sort_by(f64::total_cmp);
+        b.sort_by(f64::total_cmp);
+        assert_eq!(a, b);
+    }
+}
+
+#[test]
 fn local_attention_is_dense_attention_under_the_window_mask() {
     let mut rng = Rng::new(7);
     let (b, h, d) = (2, 2, 8);
