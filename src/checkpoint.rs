@@ -36,6 +36,8 @@ impl Session {
     pub fn save_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         self.initialize()?;
+        // On a GPU session the device holds the current values; bring them to the host first.
+        self.sync_variables()?;
         let names: Vec<String> = self.graph().variables().iter().map(|v| v.name()).collect();
         let mut bytes: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
         for name in names {
