@@ -28,10 +28,13 @@
 //! checkout (the workspace this crate was built from still exists), the archive that
 //! `cargo build -p flumen-aot-runtime` reports (a no-op when it is up to date, so a fresh
 //! clone needs no manual step and an edited runtime is rebuilt); else a
-//! `libflumen_aot_runtime.a` next to the running executable (an installed `flumen`). That build uses the profile this crate was built with ([`RUNTIME_PROFILE`]):
-//! `release` for a release `flumen`, `dev` for tests and debug builds (where
-//! `cargo test --workspace` has built it already; dependencies such as the GEMM are
-//! optimised in dev builds too).
+//! `libflumen_aot_runtime.a` next to the running executable (an installed `flumen`). That
+//! build uses the profile this crate was built with ([`RUNTIME_PROFILE`]): `release` for a
+//! release `flumen`, `dev` for debug builds (dependencies such as the GEMM are optimised in
+//! dev builds too). The first such build compiles the runtime's crates for that profile
+//! and feature set (a few minutes on two cores); later ones are no-ops. The integration
+//! tests skip it: they pass [`ExportOptions::runtime_lib`] the archive `cargo test`
+//! already built (`flumen-aot-runtime` is a dev-dependency).
 
 use crate::Session;
 use flumen_compiler::CompileReport;
@@ -245,9 +248,8 @@ fn find_runtime_library() -> std::result::Result<PathBuf, String> {
     ))
 }
 
-/// The cargo profile the runtime is built with: `release` when this crate was built with
-/// optimisations and without debug assertions, else `dev` — which `cargo test --workspace`
-/// has already built (the runtime is a workspace member), so tests link it at once.
+/// The cargo profile the runtime is built with: `release` when this crate was built
+/// without debug assertions, else `dev`.
 pub const RUNTIME_PROFILE: &str = if cfg!(debug_assertions) {
     "dev"
 } else {

@@ -87,7 +87,11 @@ pub fn model_files(path: impl AsRef<Path>) -> Result<(PathBuf, Option<PathBuf>)>
 /// Load and validate the model at `path` (see the module docs); nothing is executed.
 pub fn load_model(path: impl AsRef<Path>) -> Result<Model> {
     let (graph_file, checkpoint) = model_files(path)?;
-    let def = GraphDef::load(&graph_file)?;
+    // Parse errors carry a line and column but not the file: name it.
+    let def = GraphDef::load(&graph_file).map_err(|e| match e {
+        GraphError::Io { .. } => e,
+        e => io(&graph_file, e.to_string()),
+    })?;
     flumen_compiler::verify(&def).map_err(|e| io(&graph_file, format!("invalid graph: {e}")))?;
     let graph = Graph::from_def(def);
     let mut session = Session::new(&graph);

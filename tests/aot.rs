@@ -5,9 +5,8 @@
 //! error codes; the library exports only its entry points and needs only libc, libm
 //! (libpthread) and the dynamic loader.
 //!
-//! The static runtime (`libflumen_aot_runtime.a`) is built once with
-//! `cargo build --release -p flumen-aot-runtime` (cached in `target/release`), the first
-//! time a test needs it.
+//! The static runtime (`libflumen_aot_runtime.a`) is the one `cargo test` built for this
+//! run (`flumen-aot-runtime` is a dev-dependency; see `aot_util::runtime_lib`).
 
 #[allow(dead_code)]
 #[path = "../examples/mnist.rs"]
@@ -45,7 +44,7 @@ fn built() -> &'static Built {
         let opts = |prefix: &str| ExportOptions {
             prefix: Some(prefix.into()),
             header: Some(dir.join(format!("{prefix}.h"))),
-            ..Default::default()
+            ..aot_util::export_options()
         };
         let infer = compile_library(
             &mut sess,

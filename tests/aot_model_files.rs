@@ -74,7 +74,7 @@ fn loading_rejects_bad_graphs_and_weights_with_named_errors() {
     // Unknown op.
     write(&text.replace("= relu(", "= frobnicate("), &weights);
     let e = err_text(load_model(&dir));
-    assert!(e.contains("frobnicate"), "{e}");
+    assert!(e.contains("frobnicate") && e.contains(GRAPH_FILE), "{e}");
     // Bad attribute.
     write(
         &text.replace("transpose_a=false", "transpose_a=7"),
@@ -115,6 +115,123 @@ fn loading_rejects_bad_graphs_and_weights_with_named_errors() {
     assert!(err_text(load_model(dir.join("nope"))).contains("no such model"));
 }
 
+/// A safetensors file holding `tensors` (name, dtype, shape, little-endian bytes).
+fn safetensors_file(
+    tensors: &[(&str, safetensors::tensor::Dtype, Vec<usize>, Vec<u8>)],
+) -> Vec<u8> {
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, d, s, b)| {
+            let v = safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap();
+            (n.to_string(), v)
+        })
+        .collect();
+    safetensors::serialize(views, None).unwrap()
+}
+
+#[test]
+fn loading_names_missing_extra_and_mistyped_weights_and_survives_corruption() {
+    let dir = scratch("weights");
+    let (g, _, _) = dense(2, 3);
+    let mut sess = Session::new(&g);
+    save_model(&dir, &mut sess).unwrap();
+    let text = std::fs::read_to_string(dir.join(GRAPH_FILE)).unwrap();
+    let weights = std::fs::read(dir.join(VARIABLES_FILE)).unwrap();
+    let write = |graph: &[u8], vars: &[u8]| {
+        std::fs::write(dir.join(GRAPH_FILE), graph).unwrap();
+        std::fs::write(dir.join(VARIABLES_FILE), vars).unwrap();
+    };
+    let f32_bytes = |n: usize| vec![0u8; 4 * n];
+    let w = (
+        "W",
+        safetensors::tensor::Dtype::F32,
+        vec![4, 3],
+        f32_bytes(12),
+    );
+    let b = ("b", safetensors::tensor::Dtype::F32, vec![3], f32_bytes(3));
+    // A variable the checkpoint lacks.
+    write(text.as_bytes(), &safetensors_file(std::slice::from_ref(&w)));
+    let e = err_text(load_model(&dir));
+    assert!(e.contains("missing variable `b`"), "{e}");
+    // A tensor that is not a variable of the graph (a node of another kind, and no node).
+    for extra in ["x", "nosuch"] {
+        let z = (
+            extra,
+            safetensors::tensor::Dtype::F32,
+            vec![1],
+            f32_bytes(1),
+        );
+        write(
+            text.as_bytes(),
+            &safetensors_file(&[w.clone(), b.clone(), z]),
+        );
+        let e = err_text(load_model(&dir));
+        assert!(e.contains(&format!("`{extra}`")), "{e}");
+    }
+    // The right shape in the wrong dtype.
+    let w64 = (
+        "W",
+        safetensors::tensor::Dtype::F64,
+        vec![4, 3],
+        vec![0u8; 8 * 12],
+    );
+    write(text.as_bytes(), &safetensors_file(&[w64, b.clone()]));
+    let e = err_text(load_model(&dir));
+    assert!(e.contains("`W`") && e.contains("dtype mismatch"), "{e}");
+    // A node whose declared type disagrees with its op's shape rule.
+    let retyped: String = text
+        .lines()
+        .map(|l| {
+            if l.contains("= relu(") {
+                l.replace("f32[2,3]", "f32[2,4]")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_ne!(retyped, text.trim_end());
+    write(retyped.as_bytes(), &weights);
+    let e = err_text(load_model(&dir));
+    assert!(
+        e.contains(GRAPH_FILE) && e.contains("`%y`") && e.contains("f32[2,4]"),
+        "{e}"
+    );
+    // Not UTF-8.
+    write(&[0xff, 0xfe, 0x00, 0x25], &weights);
+    err_text(load_model(&dir));
+    // Seeded byte corruption of either file: an error or a valid model, never a panic.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..300 {
+        let (mut gbytes, mut wbytes) = (text.clone().into_bytes(), weights.clone());
+        let target = if round % 2 == 0 {
+            &mut gbytes
+        } else {
+            &mut wbytes
+        };
+        for _ in 0..1 + next() % 4 {
+            let i = (next() % target.len() as u64) as usize;
+            target[i] = next() as u8;
+        }
+        write(&gbytes, &wbytes);
+        if let Ok(m) = load_model(&dir) {
+            // Whatever loaded is a consistent model: every variable has a value of its
+            // declared type.
+            for (name, v) in m.session.variables() {
+                let node = m.graph.get(name).unwrap();
+                assert_eq!(v.dtype(), node.dtype(), "{name}");
+                assert_eq!(v.shape(), node.shape(), "{name}");
+            }
+        }
+    }
+}
+
 #[test]
 fn specialize_feeds_retypes_inputs_or_names_the_node_that_cannot_follow() {
     let (g, _, _) = dense(100, 3);
@@ -141,6 +258,7 @@ fn specialize_feeds_retypes_inputs_or_names_the_node_that_cannot_follow() {
 fn flumen(args: &[&str], dir: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_flumen"))
         .args(args)
+        .env("FLUMEN_AOT_RUNTIME", aot_util::runtime_lib())
         .current_dir(dir)
         .output()
         .unwrap()

@@ -11,7 +11,7 @@
 mod aot_util;
 
 use aot_util::{Lib, assert_bits, scratch};
-use flumen::aot::{ExportOptions, compile_library};
+use flumen::aot::compile_library;
 use flumen::runtime::exec::Plan;
 use flumen::{Graph, GraphDef, NodeId, Op, Session, Value};
 use flumen_frontend::testing::{feed_value, graph_from_ext_steps, graph_from_steps};
@@ -151,7 +151,7 @@ fn check(def: GraphDef, fetches: &[NodeId], name: &str, seed: u64) {
         &feed_t,
         &fetch_refs,
         dir.join(format!("lib{name}.so")),
-        &ExportOptions::default(),
+        &aot_util::export_options(),
     )
     .unwrap_or_else(|e| panic!("exporting {name}: {e}\n{def}"));
     let lib = Lib::from_report(&report);

@@ -9,6 +9,50 @@ use libloading::{Library, Symbol};
 use std::ffi::{CStr, c_char, c_void};
 use std::path::{Path, PathBuf};
 
+/// The static AOT runtime the tests link: `$FLUMEN_AOT_RUNTIME` if set, else the archive
+/// cargo built for this very test run (`flumen-aot-runtime` is a dev-dependency, so
+/// `cargo test` compiles its `staticlib` next to the test executables, in
+/// `target/<profile>/deps/libflumen_aot_runtime-<hash>.a`; the newest one is taken), else
+/// [`flumen::aot::runtime_library`] (which runs cargo). Reusing the test build keeps a
+/// fresh `cargo test --workspace` from compiling the runtime and its crates a second time.
+pub fn runtime_lib() -> PathBuf {
+    static FOUND: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            if let Some(p) = std::env::var_os("FLUMEN_AOT_RUNTIME") {
+                return PathBuf::from(p);
+            }
+            let deps = std::env::current_exe()
+                .ok()
+                .and_then(|e| e.parent().map(Path::to_path_buf));
+            let newest = deps
+                .and_then(|d| std::fs::read_dir(d).ok())
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.ok())
+                .filter(|e| {
+                    let n = e.file_name();
+                    let n = n.to_string_lossy();
+                    n.starts_with("libflumen_aot_runtime-") && n.ends_with(".a")
+                })
+                .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+                .max();
+            match newest {
+                Some((_, p)) => p,
+                None => flumen::aot::runtime_library().unwrap(),
+            }
+        })
+        .clone()
+}
+
+/// Export options linking [`runtime_lib`].
+pub fn export_options() -> flumen::aot::ExportOptions {
+    flumen::aot::ExportOptions {
+        runtime_lib: Some(runtime_lib()),
+        ..Default::default()
+    }
+}
+
 /// A scratch directory for this test process.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("flumen-aot-test-{}-{name}", std::process::id()));
