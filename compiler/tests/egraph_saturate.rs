@@ -334,7 +334,7 @@ fn state_nodes_keep_names_and_order() {
     let g = Graph::new();
     let v = g.variable("v", ndarray::arr1(&[1.0f32, 2.0])).unwrap();
     let one = g.constant(ndarray::arr1(&[1.0f32, 1.0])).unwrap();
-    let upd = v.assign(&((&v * &one).unwrap() + 1.0).unwrap()).unwrap();
+    let upd = v.assign(((&v * &one).unwrap() + 1.0).unwrap()).unwrap();
     let after = v.read_after(&[&upd]).unwrap();
     let out = (&after * &one).unwrap();
     let unit = unit_of(&g, &[&out, &upd]);

@@ -308,13 +308,13 @@ impl BigBirdLayout {
         random_blocks: usize,
         seed: u64,
     ) -> Result<BigBirdLayout> {
-        if block == 0 || n % block != 0 {
+        if block == 0 || !n.is_multiple_of(block) {
             return Err(bad(format!(
                 "BigBird: the block size must divide n, got block {block} and n = {n}"
             )));
         }
         let nb = n / block;
-        if window_blocks % 2 == 0 || window_blocks > nb {
+        if window_blocks.is_multiple_of(2) || window_blocks > nb {
             return Err(bad(format!(
                 "BigBird: window_blocks must be odd and at most nb = {nb}, got {window_blocks}"
             )));
