@@ -53,8 +53,14 @@ pub unsafe fn write_value(ptr: *mut u8, v: &Value) {
         // SAFETY: forwarded from the caller; source and destination do not overlap because
         // the value is a fresh interpreter result.
         let dst = unsafe { std::slice::from_raw_parts_mut(ptr as *mut _, n) };
-        for (d, s) in dst.iter_mut().zip(a.iter()) {
-            *d = *s;
+        match a.as_slice() {
+            // Contiguous row-major (every interpreter kernel's output): one memcpy.
+            Some(src) => dst.copy_from_slice(src),
+            None => {
+                for (d, s) in dst.iter_mut().zip(a.iter()) {
+                    *d = *s;
+                }
+            }
         }
     })
 }

@@ -4,16 +4,22 @@
 //! Indices may be i32 or i64. Every index is checked before any element moves: an index
 //! outside `0..len` is an error naming the index and the valid range, whether or not the
 //! output would use it.
+//!
+//! The kernels work on row-major data in blocks: gather and scatter_add split the outer
+//! tensor into `batch × mid × len × inner` (axes before `batch_dims`, the axes between it
+//! and `axis`, `axis` itself, and the axes after it) and move whole `inner` runs; top_k
+//! selects the `k` largest of each row before sorting just those.
 
-use super::layout::slice_position;
-use super::{Wide, compare_nan, element_at, from_vec, same_dtype, try_from_index_fn, with_wide};
+use super::layout::{for_each_row, row_major, slice_offsets};
+use super::{Wide, compare_nan, from_vec, same_dtype, with_wide};
 use flumen_frontend::op::{BinaryOp, SliceSpec};
 use flumen_frontend::{Element, Value, map_value};
-use ndarray::{ArrayD, Axis, Dimension, IxDyn, Zip};
+use ndarray::{ArrayD, Axis, Zip};
+use std::cmp::Ordering;
 
-/// The index tensor as positions in `0..len` (the length of `axis`), or an error naming
-/// the first bad index.
-fn positions(indices: &Value, axis: usize, len: usize) -> Result<ArrayD<usize>, String> {
+/// The index tensor as positions in `0..len` (the length of `axis`), row-major, or an error
+/// naming the first bad index.
+fn positions(indices: &Value, axis: usize, len: usize) -> Result<Vec<usize>, String> {
     let check = |i: i64| {
         usize::try_from(i).ok().filter(|&p| p < len).ok_or_else(|| {
             format!(
@@ -21,12 +27,11 @@ fn positions(indices: &Value, axis: usize, len: usize) -> Result<ArrayD<usize>, 
             )
         })
     };
-    let data = match indices {
+    match indices {
         Value::I32(a) => a.iter().map(|&i| check(i.into())).collect(),
         Value::I64(a) => a.iter().map(|&i| check(i)).collect(),
         other => Err(format!("indices must be i32 or i64, got {}", other.dtype())),
-    }?;
-    from_vec(indices.shape(), data)
+    }
 }
 
 /// The layout shared by gather's output and scatter_add's updates:
@@ -50,43 +55,42 @@ fn gathered_shape(
     Ok([&outer[..axis], &indices[batch_dims..], &outer[axis + 1..]].concat())
 }
 
-/// Maps an index of the gathered layout to the matching index of the outer tensor (params
-/// of gather, output of scatter_add), reading the gathered position from the indices.
-struct GatherIndexer<'a> {
-    positions: &'a ArrayD<usize>,
-    axis: usize,
-    batch_dims: usize,
-    index_rank: usize,
-    at: Vec<usize>,
-    outer: Vec<usize>,
+/// The block decomposition of a gather/scatter_add: the outer tensor (params, or
+/// scatter_add's output) is `batch × mid × len × inner`, and each batch has `per_batch`
+/// indices.
+struct Blocks {
+    batch: usize,
+    mid: usize,
+    len: usize,
+    inner: usize,
+    per_batch: usize,
 }
 
-impl<'a> GatherIndexer<'a> {
-    fn new(
-        positions: &'a ArrayD<usize>,
-        axis: usize,
-        batch_dims: usize,
-        outer_rank: usize,
-    ) -> Self {
-        GatherIndexer {
-            positions,
-            axis,
-            batch_dims,
-            index_rank: positions.ndim().saturating_sub(batch_dims),
-            at: vec![0; positions.ndim()],
-            outer: vec![0; outer_rank],
+impl Blocks {
+    /// The blocks of an `outer`-shaped tensor indexed by `indices` (shapes already checked
+    /// by [`gathered_shape`]).
+    fn new(outer: &[usize], indices: &[usize], axis: usize, batch_dims: usize) -> Blocks {
+        Blocks {
+            batch: outer[..batch_dims].iter().product(),
+            mid: outer[batch_dims..axis].iter().product(),
+            len: outer[axis],
+            inner: outer[axis + 1..].iter().product(),
+            per_batch: indices[batch_dims..].iter().product(),
         }
     }
 
-    /// The outer index for gathered index `g` (whose shape [`gathered_shape`] checked).
-    fn outer_index(&mut self, g: &[usize]) -> Result<&[usize], String> {
-        let (axis, bd, ir) = (self.axis, self.batch_dims, self.index_rank);
-        self.at[..bd].copy_from_slice(&g[..bd]);
-        self.at[bd..].copy_from_slice(&g[axis..axis + ir]);
-        self.outer[..axis].copy_from_slice(&g[..axis]);
-        self.outer[axis] = element_at(self.positions, &self.at)?;
-        self.outer[axis + 1..].copy_from_slice(&g[axis + ir..]);
-        Ok(&self.outer)
+    /// Calls `f(outer_offset)` for every run of `inner` elements, in the row-major order of
+    /// the gathered layout; `outer_offset` is where that run starts in the outer tensor.
+    fn for_each_run(&self, positions: &[usize], mut f: impl FnMut(usize)) {
+        for b in 0..self.batch {
+            let rows = &positions[b * self.per_batch..(b + 1) * self.per_batch];
+            for m in 0..self.mid {
+                let base = (b * self.mid + m) * self.len;
+                for &p in rows {
+                    f((base + p) * self.inner);
+                }
+            }
+        }
     }
 }
 
@@ -99,9 +103,17 @@ pub(in crate::interpreter) fn gather(
 ) -> Result<Value, String> {
     let shape = gathered_shape(params.shape(), indices.shape(), axis, batch_dims)?;
     let positions = positions(indices, axis, params.shape()[axis])?;
+    let blocks = Blocks::new(params.shape(), indices.shape(), axis, batch_dims);
+    let inner = blocks.inner;
     map_value!(params, p => {
-        let mut indexer = GatherIndexer::new(&positions, axis, batch_dims, p.ndim());
-        try_from_index_fn(&shape, |g| element_at(p, indexer.outer_index(g)?)).map(Value::from)
+        let src = row_major(p);
+        let mut data = Vec::with_capacity(shape.iter().product());
+        if inner == 1 {
+            blocks.for_each_run(&positions, |at| data.push(src[at]));
+        } else {
+            blocks.for_each_run(&positions, |at| data.extend_from_slice(&src[at..at + inner]));
+        }
+        from_vec(&shape, data).map(Value::from)
     })
 }
 
@@ -130,27 +142,29 @@ pub(in crate::interpreter) fn scatter_add(
         ));
     }
     let positions = positions(indices, axis, dim)?;
-    map_value!(updates, a => scatter_add_typed(a, &positions, axis, batch_dims, &out_shape).map(Value::from))
+    let blocks = Blocks::new(&out_shape, indices.shape(), axis, batch_dims);
+    map_value!(updates, a => scatter_add_typed(a, &positions, &blocks, &out_shape).map(Value::from))
 }
 
 fn scatter_add_typed<T: Element>(
     updates: &ArrayD<T>,
-    positions: &ArrayD<usize>,
-    axis: usize,
-    batch_dims: usize,
+    positions: &[usize],
+    blocks: &Blocks,
     out_shape: &[usize],
 ) -> Result<ArrayD<T>, String> {
-    let mut indexer = GatherIndexer::new(positions, axis, batch_dims, out_shape.len());
+    let src = row_major(updates);
+    let inner = blocks.inner;
     with_wide!(T, W => {
-        let mut sums = ArrayD::from_elem(IxDyn(out_shape), W::zero());
-        for (g, &update) in updates.indexed_iter() {
-            let target = indexer.outer_index(g.slice())?;
-            let slot = sums
-                .get_mut(target)
-                .ok_or_else(|| format!("internal error: scatter target {target:?} outside {out_shape:?}"))?;
-            *slot = W::binary(BinaryOp::Add, *slot, W::of(update));
-        }
-        Ok(sums.mapv(W::to::<T>))
+        let mut sums = vec![W::zero(); out_shape.iter().product()];
+        let mut next = 0;
+        blocks.for_each_run(positions, |at| {
+            let run = &src[next..next + inner];
+            next += inner;
+            for (slot, &update) in sums[at..at + inner].iter_mut().zip(run) {
+                *slot = W::binary(BinaryOp::Add, *slot, W::of(update));
+            }
+        });
+        from_vec(out_shape, sums.into_iter().map(W::to::<T>).collect())
     })
 }
 
@@ -175,24 +189,41 @@ fn top_k_typed<T: Element>(a: &ArrayD<T>, k: usize) -> Result<ArrayD<i64>, Strin
     let Some(last) = a.ndim().checked_sub(1) else {
         return Err("top_k needs a tensor of rank >= 1".into());
     };
-    if a.shape()[last] < k {
-        return Err(format!(
-            "top_k with k = {k} on a last axis of length {}",
-            a.shape()[last]
-        ));
+    let n = a.shape()[last];
+    if n < k {
+        return Err(format!("top_k with k = {k} on a last axis of length {n}"));
     }
     let mut shape = a.shape().to_vec();
     shape[last] = k;
-    let mut out = ArrayD::zeros(IxDyn(&shape));
-    with_wide!(T, W => Zip::from(out.lanes_mut(Axis(last)))
-    .and(a.lanes(Axis(last)))
-    .for_each(|mut dst, src| {
-        let values: Vec<W> = src.iter().map(|&v| W::of(v)).collect();
-        for (d, i) in dst.iter_mut().zip(sort_order(&values, true)) {
-            *d = i as i64;
-        }
-    }));
-    Ok(out)
+    let mut out = Vec::with_capacity(shape.iter().product());
+    if k > 0 {
+        let src = row_major(a);
+        with_wide!(T, W => {
+            let mut values: Vec<W> = Vec::with_capacity(n);
+            let mut order: Vec<usize> = Vec::with_capacity(n);
+            for row in src.chunks_exact(n) {
+                values.clear();
+                values.extend(row.iter().map(|&v| W::of(v)));
+                order.clear();
+                order.extend(0..n);
+                // Largest first (NaN above every number), then the lower index: a strict
+                // total order, so selecting then sorting gives the full stable sort's
+                // first k exactly.
+                let before = |&i: &usize, &j: &usize| -> Ordering {
+                    compare_nan(values[i], values[j], true)
+                        .reverse()
+                        .then(i.cmp(&j))
+                };
+                if k < n {
+                    order.select_nth_unstable_by(k - 1, before);
+                    order.truncate(k);
+                }
+                order.sort_unstable_by(before);
+                out.extend(order.iter().map(|&i| i as i64));
+            }
+        });
+    }
+    from_vec(&shape, out)
 }
 
 /// Indices (i64) that stably sort along `axis`: ascending puts NaN last, descending puts
@@ -240,14 +271,28 @@ pub fn assign_slice(var: &Value, spec: &SliceSpec, value: &Value) -> Result<Valu
     map_value!(var, v => {
         let source = same_dtype(value, "the assigned value")?;
         let mut out = v.as_standard_layout().into_owned();
-        let mut target = vec![0; v.ndim()];
-        for (index, &x) in source.indexed_iter() {
-            for ((t, &j), dim) in target.iter_mut().zip(index.slice()).zip(&spec.dims) {
-                *t = slice_position(dim.start, dim.step, j)?;
-            }
-            *out.get_mut(target.as_slice())
-                .ok_or_else(|| format!("internal error: slice target {target:?} outside {:?}", v.shape()))? = x;
+        let out_shape = source.shape();
+        if out_shape.contains(&0) {
+            return Ok(Value::from(out));
         }
+        let offsets = slice_offsets(spec, v.shape())?;
+        let target = out
+            .as_slice_mut()
+            .ok_or("internal error: assign_slice target is not contiguous")?;
+        let src = row_major(source);
+        let Some((last, outer)) = offsets.split_last() else {
+            target.copy_from_slice(&src);
+            return Ok(Value::from(out));
+        };
+        let mut rows = src.chunks_exact(last.len());
+        for_each_row(&out_shape[..outer.len()], |row| {
+            let base: usize = row.iter().zip(outer).map(|(&j, o)| o[j]).sum();
+            let run = rows.next().ok_or("internal error: assign_slice ran out of rows")?;
+            for (&o, &x) in last.iter().zip(run) {
+                target[base + o] = x;
+            }
+            Ok(())
+        })?;
         Ok(Value::from(out))
     })
 }

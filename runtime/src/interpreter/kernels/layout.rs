@@ -1,13 +1,59 @@
 //! Layout ops: they move elements without computing on them — `reshape`, `transpose`,
 //! `broadcast_to`, `slice`, `concat`, `pad`, `tile` and `roll`.
 //!
-//! Most are written as "output element at index `o` is input element at index `f(o)`"
-//! ([`try_from_index_fn`]), which states the semantics directly.
+//! The copying ops work on contiguous row-major rows: they compute each row's offset once
+//! (an odometer over the outer axes, see [`for_each_row`]) and move whole runs of the last
+//! axis with `extend_from_slice`, never indexing element by element.
 
-use super::{broadcast_view, element_at, from_vec, same_dtype, try_from_index_fn, with_dtype};
+use super::{broadcast_view, from_vec, same_dtype, with_dtype};
 use flumen_frontend::op::SliceSpec;
 use flumen_frontend::{Element, Scalar, Value, map_value};
-use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
+use std::borrow::Cow;
+
+/// The elements of `a` in row-major order: borrowed when `a` is already contiguous.
+pub(super) fn row_major<T: Clone>(a: &ArrayD<T>) -> Cow<'_, [T]> {
+    match a.as_slice() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(a.iter().cloned().collect()),
+    }
+}
+
+/// Row-major strides (in elements) of `shape`.
+pub(super) fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut strides = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        strides[i] = strides[i + 1] * shape[i + 1];
+    }
+    strides
+}
+
+/// Calls `f(index)` for every index of `shape` in row-major order (none when an axis is
+/// empty, once with `[]` for rank 0), reusing one index buffer.
+pub(super) fn for_each_row(
+    shape: &[usize],
+    mut f: impl FnMut(&[usize]) -> Result<(), String>,
+) -> Result<(), String> {
+    if shape.contains(&0) {
+        return Ok(());
+    }
+    let mut index = vec![0; shape.len()];
+    loop {
+        f(&index)?;
+        let mut axis = shape.len();
+        loop {
+            if axis == 0 {
+                return Ok(());
+            }
+            axis -= 1;
+            index[axis] += 1;
+            if index[axis] < shape[axis] {
+                break;
+            }
+            index[axis] = 0;
+        }
+    }
+}
 
 /// The same elements in row-major order, in a new shape.
 pub(in crate::interpreter) fn reshape(x: &Value, shape: &[usize]) -> Result<Value, String> {
@@ -47,13 +93,53 @@ pub(in crate::interpreter) fn slice(x: &Value, spec: &SliceSpec) -> Result<Value
 
 /// The elements of `a` selected by `spec` (already checked against `a`'s shape).
 fn slice_typed<T: Copy>(a: &ArrayD<T>, spec: &SliceSpec) -> Result<ArrayD<T>, String> {
-    let mut source = vec![0; a.ndim()];
-    try_from_index_fn(&spec.out_shape(), |out| {
-        for ((src, &j), dim) in source.iter_mut().zip(out).zip(&spec.dims) {
-            *src = slice_position(dim.start, dim.step, j)?;
+    let out_shape = spec.out_shape();
+    if out_shape.contains(&0) {
+        return from_vec(&out_shape, Vec::new());
+    }
+    let offsets = slice_offsets(spec, a.shape())?;
+    let src = row_major(a);
+    let Some((last, outer)) = offsets.split_last() else {
+        return from_vec(&out_shape, src.to_vec());
+    };
+    let mut data = Vec::with_capacity(out_shape.iter().product());
+    let contiguous = last.windows(2).all(|w| w[1] == w[0] + 1);
+    for_each_row(&out_shape[..outer.len()], |row| {
+        let base: usize = row.iter().zip(outer).map(|(&j, o)| o[j]).sum();
+        if contiguous {
+            data.extend_from_slice(&src[base + last[0]..base + last[0] + last.len()]);
+        } else {
+            data.extend(last.iter().map(|&o| src[base + o]));
         }
-        element_at(a, &source)
-    })
+        Ok(())
+    })?;
+    from_vec(&out_shape, data)
+}
+
+/// For every axis of a slice of a `shape`-tensor, the row-major offset (position × stride)
+/// of each selected element. A bad position is reported as the row-major element-by-element
+/// walk would first meet it.
+pub(super) fn slice_offsets(spec: &SliceSpec, shape: &[usize]) -> Result<Vec<Vec<usize>>, String> {
+    let strides = strides(shape);
+    let mut first_error = None;
+    let offsets = spec
+        .dims
+        .iter()
+        .zip(&strides)
+        .map(|(dim, &stride)| {
+            (0..dim.len)
+                .map(|j| slice_position(dim.start, dim.step, j).map(|p| p * stride))
+                .collect::<Result<Vec<usize>, String>>()
+                .unwrap_or_else(|e| {
+                    first_error = Some(e);
+                    Vec::new()
+                })
+        })
+        .collect();
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(offsets),
+    }
 }
 
 /// `start + j·step` as an index, or an error if it is negative or overflows.
@@ -75,13 +161,42 @@ pub(in crate::interpreter) fn concat(inputs: &[&Value], axis: usize) -> Result<V
 }
 
 fn concat_typed<T: Element>(inputs: &[&Value], axis: usize) -> Result<ArrayD<T>, String> {
-    let views = inputs
+    let arrays = inputs
         .iter()
         .enumerate()
-        .map(|(i, v)| same_dtype::<T>(v, &format!("input {i}")).map(|x| x.view()))
-        .collect::<Result<Vec<ArrayViewD<T>>, String>>()?;
-    ndarray::concatenate(Axis(axis), &views)
-        .map_err(|e| format!("cannot concatenate along axis {axis}: {e}"))
+        .map(|(i, v)| same_dtype::<T>(v, &format!("input {i}")))
+        .collect::<Result<Vec<&ArrayD<T>>, String>>()?;
+    let first = arrays[0].shape();
+    let fits = axis < first.len()
+        && arrays.iter().all(|a| {
+            let s = a.shape();
+            s.len() == first.len()
+                && s.iter()
+                    .zip(first)
+                    .enumerate()
+                    .all(|(i, (x, y))| i == axis || x == y)
+        });
+    if !fits {
+        // Let ndarray describe the mismatch, as it always has.
+        let views: Vec<ArrayViewD<T>> = arrays.iter().map(|a| a.view()).collect();
+        return ndarray::concatenate(ndarray::Axis(axis), &views)
+            .map_err(|e| format!("cannot concatenate along axis {axis}: {e}"));
+    }
+    let mut out_shape = first.to_vec();
+    out_shape[axis] = arrays.iter().map(|a| a.shape()[axis]).sum();
+    let outer: usize = first[..axis].iter().product();
+    let inner: usize = first[axis + 1..].iter().product();
+    let sources: Vec<(Cow<[T]>, usize)> = arrays
+        .iter()
+        .map(|a| (row_major(a), a.shape()[axis] * inner))
+        .collect();
+    let mut data = Vec::with_capacity(out_shape.iter().product());
+    for o in 0..outer {
+        for (src, chunk) in &sources {
+            data.extend_from_slice(&src[o * chunk..(o + 1) * chunk]);
+        }
+    }
+    from_vec(&out_shape, data)
 }
 
 /// Pad with `value` (converted to the dtype) to `out_shape`: `paddings[i] = (before,
@@ -110,15 +225,25 @@ pub(in crate::interpreter) fn pad(
     let fill = Value::full(x.dtype(), &[], value);
     map_value!(x, a => {
         let fill = same_dtype(&fill, "the pad value")?.first().copied().unwrap_or_default();
-        let mut out = ArrayD::from_elem(IxDyn(out_shape), fill);
+        let mut out = vec![fill; out_shape.iter().product()];
         // The input goes to `before..before + len` of every axis.
-        out.slice_each_axis_mut(|ax| {
-            let i = ax.axis.index();
-            let before = paddings[i].0;
-            Slice::from(before..before + a.shape()[i])
-        })
-        .assign(a);
-        Ok(Value::from(out))
+        let out_strides = strides(out_shape);
+        let start: usize = paddings.iter().zip(&out_strides).map(|(p, s)| p.0 * s).sum();
+        let src = row_major(a);
+        if let Some((&width, outer)) = a.shape().split_last() {
+            let mut rows = src.chunks_exact(width.max(1));
+            if width > 0 {
+                for_each_row(outer, |row| {
+                    let at = start + row.iter().zip(&out_strides).map(|(j, s)| j * s).sum::<usize>();
+                    let run = rows.next().ok_or("internal error: pad ran out of input rows")?;
+                    out[at..at + width].copy_from_slice(run);
+                    Ok(())
+                })?;
+            }
+        } else {
+            out.copy_from_slice(&src);
+        }
+        from_vec(out_shape, out).map(Value::from)
     })
 }
 
@@ -137,14 +262,29 @@ pub(in crate::interpreter) fn tile(x: &Value, out_shape: &[usize]) -> Result<Val
         ));
     }
     map_value!(x, a => {
-        let mut source = vec![0; a.ndim()];
-        try_from_index_fn(out_shape, |out| {
-            for ((src, &o), &d) in source.iter_mut().zip(out).zip(a.shape()) {
-                *src = o % d;
-            }
-            element_at(a, &source)
-        })
-        .map(Value::from)
+        let numel: usize = out_shape.iter().product();
+        let src = row_major(a);
+        let Some((&width, outer)) = a.shape().split_last() else {
+            return from_vec(out_shape, src.to_vec()).map(Value::from);
+        };
+        let mut data = Vec::with_capacity(numel);
+        if numel > 0 {
+            let in_strides = strides(a.shape());
+            let repeats = out_shape[outer.len()] / width;
+            for_each_row(&out_shape[..outer.len()], |row| {
+                let at: usize = row
+                    .iter()
+                    .zip(outer)
+                    .zip(&in_strides)
+                    .map(|((&o, &d), s)| (o % d) * s)
+                    .sum();
+                for _ in 0..repeats {
+                    data.extend_from_slice(&src[at..at + width]);
+                }
+                Ok(())
+            })?;
+        }
+        from_vec(out_shape, data).map(Value::from)
     })
 }
 
@@ -162,13 +302,17 @@ pub(in crate::interpreter) fn roll(x: &Value, shift: i64, axis: usize) -> Result
     // The shift reduced into 0..n; computed in i128 so no shift overflows.
     let n_wide = n as i128;
     let shift = usize::try_from((shift as i128).rem_euclid(n_wide)).unwrap_or(0);
+    let inner: usize = x.shape()[axis + 1..].iter().product();
+    // out[.., j, ..] for j < shift comes from in[.., n − shift + j, ..], the rest from
+    // in[.., j − shift, ..]: two contiguous runs per outer index.
+    let split = (n - shift) * inner;
     map_value!(x, a => {
-        let mut source = vec![0; a.ndim()];
-        try_from_index_fn(a.shape(), |out| {
-            source.copy_from_slice(out);
-            source[axis] = (out[axis] + n - shift) % n;
-            element_at(a, &source)
-        })
-        .map(Value::from)
+        let src = row_major(a);
+        let mut data = Vec::with_capacity(src.len());
+        for block in src.chunks_exact((n * inner).max(1)) {
+            data.extend_from_slice(&block[split..]);
+            data.extend_from_slice(&block[..split]);
+        }
+        from_vec(a.shape(), data).map(Value::from)
     })
 }

@@ -24,7 +24,7 @@ pub(super) mod reduce;
 
 use flumen_frontend::op::{BinaryOp, UnaryOp};
 use flumen_frontend::{DType, Element};
-use ndarray::{ArrayD, Dimension, IxDyn};
+use ndarray::{ArrayD, IxDyn};
 use std::cmp::Ordering;
 
 /// The type a kernel computes in: `f64` for float dtypes, `i64` for the others.
@@ -203,29 +203,6 @@ pub(super) fn from_vec<T>(shape: &[usize], data: Vec<T>) -> Result<ArrayD<T>, St
     let n = data.len();
     ArrayD::from_shape_vec(IxDyn(shape), data)
         .map_err(|e| format!("internal error: {n} elements for shape {shape:?}: {e}"))
-}
-
-/// Build an array of `shape` whose element at each (row-major) index is `f(index)`; the
-/// first error stops the build.
-pub(super) fn try_from_index_fn<T>(
-    shape: &[usize],
-    mut f: impl FnMut(&[usize]) -> Result<T, String>,
-) -> Result<ArrayD<T>, String> {
-    let data = ndarray::indices(IxDyn(shape))
-        .into_iter()
-        .map(|idx| f(idx.slice()))
-        .collect::<Result<Vec<T>, String>>()?;
-    from_vec(shape, data)
-}
-
-/// The element of `a` at `index`, or an error naming the index and the shape.
-pub(super) fn element_at<T: Copy>(a: &ArrayD<T>, index: &[usize]) -> Result<T, String> {
-    a.get(index).copied().ok_or_else(|| {
-        format!(
-            "internal error: index {index:?} is outside shape {:?}",
-            a.shape()
-        )
-    })
 }
 
 /// A read-only view of `a` broadcast (numpy rules) to `shape`.
