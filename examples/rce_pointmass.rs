@@ -7,11 +7,12 @@
 //! `min(C₁, C₂)(s, π(s))` over the plane (`rce_classifier_seed<N>.png`).
 //!
 //! Run: `cargo run --release --example rce_pointmass -- [--seeds 0,1,2] [--max-steps 50000]
-//! [--eval-every 10000] [--hidden 64] [--initial-random-steps 1000] [--out out]
+//! [--eval-every 10000] [--hidden 64] [--initial-random-steps 1000] [--future original|clamped]
+//! [--out out]
 //! [--backend compiled|interpreter]`
 
 use clap::Parser;
-use flumen::models::rce::{Agent, Config, GOAL, GOAL_RADIUS};
+use flumen::models::rce::{Agent, Config, FutureSampling, GOAL, GOAL_RADIUS};
 use flumen::plot::{Series, heatmap, line_chart};
 use flumen::{Backend, DType, GraphError, Result, Value};
 use std::path::PathBuf;
@@ -43,6 +44,11 @@ struct Args {
     /// Directory for the PNGs.
     #[arg(long, default_value = "out")]
     out: PathBuf,
+    /// The n-step future state: `original` (frame n−1 of a 10-frame window, which may cross
+    /// into the next episode, as google-research/rce) or `clamped` (s_{t+n} clamped to the
+    /// episode's end, MODELS.md's wording).
+    #[arg(long, default_value = "original", value_parser = ["original", "clamped"])]
+    future: String,
     /// The engine that runs the graph.
     #[arg(long, default_value = "compiled", value_parser = ["compiled", "interpreter"])]
     backend: String,
@@ -82,17 +88,23 @@ fn run(args: Args) -> Result<()> {
     let config = Config {
         hidden: args.hidden,
         initial_random_steps: args.initial_random_steps,
+        future: if args.future == "clamped" {
+            FutureSampling::ClampedToEpisode
+        } else {
+            FutureSampling::AsOriginal
+        },
         ..Config::default()
     };
     println!(
         "RCE on the point mass: hidden ({h},{h}), batch {}, γ {}, n-step {}, τ {}, {} initial \
-         random steps, seeds {:?}, {} env steps, eval {} greedy episodes every {} steps, \
-         {backend:?} backend",
+         random steps, future state {:?}, seeds {:?}, {} env steps, eval {} greedy episodes \
+         every {} steps, {backend:?} backend",
         config.batch,
         config.gamma,
         config.n_step,
         config.tau,
         config.initial_random_steps,
+        config.future,
         args.seeds,
         args.max_steps,
         args.eval_episodes,

@@ -82,7 +82,8 @@ fn smoke_run_separates_success_examples() {
         }
     }
     assert_eq!(agent.grad_steps, 1001);
-    assert_eq!(agent.replay.len(), 1500);
+    // 30 episodes of 50 steps, each closed by a boundary frame.
+    assert_eq!(agent.replay.frames(), 1530);
     assert!(
         stats
             .iter()
@@ -102,4 +103,59 @@ fn smoke_run_separates_success_examples() {
     let eval = agent.evaluate(3, 0).unwrap();
     assert!((0.0..=1.0).contains(&eval.success) && eval.reached >= eval.success);
     assert!(eval.final_distance.is_finite());
+}
+
+/// The original's update order: the targets move toward the critics *after* this step's
+/// critic update (`t₁ = (1 − τ)·t₀ + τ·c₁`, not `c₀`), and the targets start equal to the
+/// critics. A large τ makes the two candidates differ far beyond the tolerance.
+#[test]
+fn targets_follow_the_updated_critics() {
+    let config = Config {
+        hidden: 8,
+        batch: 16,
+        tau: 0.5,
+        initial_random_steps: 60,
+        ..Config::default()
+    };
+    let tau = config.tau as f32;
+    let mut agent = Agent::new(config, 5, Backend::Compiled).unwrap();
+    let read = |agent: &mut Agent, vars: Vec<flumen::Tensor>| -> Vec<Vec<f32>> {
+        let refs: Vec<&flumen::Tensor> = vars.iter().collect();
+        let out = agent.sess.run(&[], &refs).unwrap();
+        out.iter()
+            .map(|v| v.as_f32().unwrap().iter().copied().collect())
+            .collect()
+    };
+    let critic_vars = |a: &Agent| -> Vec<flumen::Tensor> {
+        a.model.critics.iter().flat_map(|m| m.variables()).collect()
+    };
+    let target_vars = |a: &Agent| -> Vec<flumen::Tensor> {
+        a.model.targets.iter().flat_map(|m| m.variables()).collect()
+    };
+    let (cv, tv) = (critic_vars(&agent), target_vars(&agent));
+    let (c0, t0) = (read(&mut agent, cv.clone()), read(&mut agent, tv.clone()));
+    assert_eq!(c0, t0, "targets start equal to the critics");
+    while agent.env_steps < 59 {
+        assert!(agent.iterate().unwrap().is_none());
+    }
+    let mut max_gap = 0.0f32;
+    for _ in 0..3 {
+        let t0 = read(&mut agent, tv.clone());
+        let c_before = read(&mut agent, cv.clone());
+        agent.train_step().unwrap();
+        let (c1, t1) = (read(&mut agent, cv.clone()), read(&mut agent, tv.clone()));
+        for k in 0..t0.len() {
+            for i in 0..t0[k].len() {
+                let want = (1.0 - tau) * t0[k][i] + tau * c1[k][i];
+                assert!(
+                    (t1[k][i] - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                    "variable {k}[{i}]: target {} but (1-τ)t₀ + τc₁ = {want}",
+                    t1[k][i]
+                );
+                max_gap = max_gap.max(tau * (c1[k][i] - c_before[k][i]).abs());
+            }
+        }
+    }
+    // Updating toward the pre-step critics would miss by this much somewhere.
+    assert!(max_gap > 1e-4, "the critics barely moved: {max_gap}");
 }
