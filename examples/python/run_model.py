@@ -63,7 +63,8 @@ class Model:
     def check(self, rc, state=None):
         if rc != 0:
             detail = self.last_error(state).decode() if state else ""
-            raise FlumenError(f"error {rc}: {self.error_message(rc).decode()} {detail}".strip())
+            msg = f"error {rc}: {self.error_message(rc).decode()}"
+            raise FlumenError(f"{msg} ({detail})" if detail else msg)
 
     def state(self, threads=0):
         return State(self, threads)

@@ -204,7 +204,8 @@ pub fn header(p: &str, plan: &Plan) -> String {
          \x20* size), and free it. Each function returns FLUMEN_OK (0) or a FLUMEN_E_* code.\n\
          \x20* Thread safety: the library has no global mutable state; a state may be used by\n\
          \x20* one thread at a time, and different states may run concurrently. A state owns\n\
-         \x20* its variables, its scratch memory and its worker threads.\n\
+         \x20* its variables, its scratch memory and its worker threads. (Process-wide there are\n\
+         \x20* only the CPU cache sizes, detected once, and per-thread scratch caches.)\n\
          \x20* Inputs may alias each other; outputs are written after the whole step ran.\n\
          \x20* If {p}_run fails with FLUMEN_E_RUNTIME, variables may be partially updated.\n\
          \x20*/\n\
