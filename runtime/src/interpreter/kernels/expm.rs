@@ -12,6 +12,15 @@
 //! by LU with partial pivoting ([`super::lu`]). Every matrix is computed in f64 and rounded
 //! once to the dtype. A matrix with a NaN or infinite entry has no meaningful exponential
 //! here (the scaling count would be unbounded): its result is all NaN.
+//!
+//! **Why a primitive op, not a composite.** The Padé degree and the number of squarings
+//! depend on `‖A‖₁`, a run-time value, and differ per matrix of a batch; Flumen graphs have
+//! no data-dependent loops, so a composite would have to unroll to the worst case
+//! (`s_max` ≈ 1,000 squarings for f64) or fix `s` when the graph is built. As a primitive,
+//! the kernel picks the degree and `s` per matrix, and the compiled backend runs it as an
+//! `Interpret` step (like other ops without a fused kernel) whose products go through the
+//! same `gemm` crate as its GEMM steps. Its gradient is still a graph (the block-matrix
+//! identity, built from `expm` itself), so differentiation works on both backends.
 
 use super::lu::{Lu, axpy, float_value, gemm_strided, matmul_sq, release, zeroed};
 use flumen_frontend::Value;
