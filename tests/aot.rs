@@ -1,9 +1,10 @@
 //! AOT shared libraries of the MNIST network: the `.so` loaded with libloading computes
 //! the same bits as the JIT session (inference, and training steps with the variables
 //! read back); a C program built with `cc` against the generated header links and runs
-//! it; the Python ctypes example runs it (skipped without python3); bad calls return
-//! error codes; the library exports only its entry points and needs only libc, libm
-//! (libpthread) and the dynamic loader.
+//! it, and so does the example caller `examples/c/mnist_infer.c`; the Python ctypes
+//! example runs it (skipped without python3); bad calls return error codes; the library
+//! exports only its entry points and needs only libc, libm (libpthread) and the dynamic
+//! loader.
 //!
 //! The static runtime (`libflumen_aot_runtime.a`) is the one `cargo test` built for this
 //! run (`flumen-aot-runtime` is a dev-dependency; see `aot_util::runtime_lib`).
@@ -390,6 +391,55 @@ fn c_program_links_against_the_header_and_runs() {
     assert!(stderr.contains("all C checks passed"), "{stderr}");
     let bits = parse_bits(&String::from_utf8(out.stdout).unwrap());
     assert_eq!(bits, f32_bits(&jit_pattern_logits()));
+}
+
+#[test]
+fn c_example_caller_builds_against_the_header_and_prints_the_jit_logits() {
+    let b = built();
+    let exe = b.dir.join("mnist_infer");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/c/mnist_infer.c");
+    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-I"])
+        .arg(&b.dir)
+        .arg(&src)
+        .arg("-L")
+        .arg(&b.dir)
+        .arg("-lmnist")
+        .arg(format!("-Wl,-rpath,{}", b.dir.display()))
+        .arg("-o")
+        .arg(&exe)
+        .status()
+        .expect("a C compiler (cc) is needed to link AOT libraries");
+    assert!(status.success(), "compiling {}", src.display());
+    let out = Command::new(&exe).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let jit = jit_pattern_logits();
+    let jit = jit.as_f32().unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), INFER_BATCH, "{stdout}");
+    for (i, line) in lines.iter().enumerate() {
+        // `image i logits: v0 .. v9  -> predicted digit d`, logits with 4 decimals.
+        let (logits, digit) = line
+            .strip_prefix(&format!("image {i} logits:"))
+            .and_then(|l| l.split_once("-> predicted digit"))
+            .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+        let printed: Vec<f32> = logits
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        let row: Vec<f32> = (0..10).map(|c| jit[[i, c]]).collect();
+        assert_eq!(printed.len(), 10, "{line}");
+        for (p, j) in printed.iter().zip(&row) {
+            assert!((p - j).abs() <= 6e-5, "image {i}: printed {p}, JIT {j}");
+        }
+        let best = (0..10).fold(0, |b, c| if row[c] > row[b] { c } else { b });
+        assert_eq!(digit.trim().parse::<usize>().unwrap(), best, "{line}");
+    }
 }
 
 fn parse_bits(text: &str) -> Vec<u32> {
