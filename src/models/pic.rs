@@ -24,6 +24,9 @@
 
 use crate::{DType, Graph, GraphError, Result, Session, Value};
 
+/// An edge `(i, j, a_ij)` of the similarity graph.
+pub type Edge = (usize, usize, f64);
+
 /// How the power iteration's vector starts.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Init {
@@ -82,11 +85,7 @@ fn invalid(msg: String) -> GraphError {
 }
 
 /// Check the input and symmetrise it: both directions of every edge, self-loops dropped.
-fn symmetric_edges(
-    n: usize,
-    edges: &[(usize, usize, f64)],
-    k: usize,
-) -> Result<(Vec<i64>, Vec<i64>, Vec<f64>)> {
+fn symmetric_edges(n: usize, edges: &[Edge], k: usize) -> Result<(Vec<i64>, Vec<i64>, Vec<f64>)> {
     if n == 0 {
         return Err(invalid("no points (n = 0); expected n >= 1".into()));
     }
@@ -122,7 +121,7 @@ fn symmetric_edges(
 /// Errors: a negative or non-finite similarity, an id `>= n`, `k = 0` or `k > n`.
 pub fn power_iteration_clustering(
     n: usize,
-    edges: &[(usize, usize, f64)],
+    edges: &[Edge],
     config: &PicConfig,
 ) -> Result<PicResult> {
     let (src, dst, a) = symmetric_edges(n, edges, config.k)?;
@@ -226,7 +225,7 @@ pub fn kmeans_1d(x: &[f64], k: usize, max_iter: usize) -> Result<(Vec<usize>, Ve
 /// unit circle (ids `0..per_circle`) and as many on the circle of radius 4, similarity
 /// `exp(−‖p − q‖²/2)`, one edge per pair `src > dst` (the lower triangle). Returns the points
 /// and the edges.
-pub fn two_circles(per_circle: usize) -> (Vec<(f64, f64)>, Vec<(usize, usize, f64)>) {
+pub fn two_circles(per_circle: usize) -> (Vec<(f64, f64)>, Vec<Edge>) {
     let mut points = Vec::with_capacity(2 * per_circle);
     for radius in [1.0, 4.0] {
         for i in 0..per_circle {
