@@ -1,5 +1,6 @@
 //! RCE (MODELS.md §7): the graph's critic loss on MODELS.md's worked numbers, the tanh-Normal
-//! log-density against the host formula, and a short smoke run on the point mass (finite
+//! log-density against the host formula, the original's update order (targets follow the
+//! critics as updated in the same step), and a short smoke run on the point mass (finite
 //! losses, a classifier that scores the success examples above the replay pairs). The full
 //! runs (50k steps, 3 seeds) are `cargo run --release --example rce_pointmass`.
 

@@ -8,7 +8,8 @@
 //!   uniformly from that disk.
 //! - Critics: twin classifiers `C_i(s, a) = σ(MLP_i([s, a]))` with Polyak-averaged targets
 //!   (τ = 0.005 every step), trained on `B` replay transitions `(s_t, a_t, s_{t+1}, s_{t+n})`
-//!   (n = 10) and `B` success examples with the labels and weights of [`label_and_weight`]:
+//!   (n = 10; the future state as in the original, see the replay below) and `B` success
+//!   examples with the labels and weights of [`label_and_weight`]:
 //!   `C̄_i = (C̄_i(s_{t+1}, a') + γⁿ·C̄_i(s_{t+n}, a''))/2`, `C' = min(C̄_1, C̄_2)`,
 //!   `w = C'/(1 − C')`, `y = γw/(γw + 1)`; labels `[y; 1]`, weights `[1 + γw; 1 − γ]`;
 //!   the loss is `0.5 · Σ weight·(BCE(label, C_1) + BCE(label, C_2)) / 2B` with Keras' BCE on

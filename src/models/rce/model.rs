@@ -23,7 +23,8 @@ pub struct Model {
     pub a: Tensor,
     /// Replay `s_{t+1}` `[B, 2]`.
     pub s_next: Tensor,
-    /// Replay `s_{t+n}` `[B, 2]`.
+    /// Replay future states `[B, 2]` (`s_{t+n−1}` of the original's window, or `s_{t+n}`
+    /// clamped; see [`super::FutureSampling`]).
     pub s_nth: Tensor,
     /// Success examples `[B, 2]`.
     pub s_success: Tensor,
