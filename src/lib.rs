@@ -24,13 +24,13 @@ pub mod plot;
 mod session;
 pub mod tensorboard;
 
+pub use device::Device;
 pub use flumen_frontend::{
     BuildError, DType, Element, Graph, GraphDef, GraphError, Init, Node, NodeId, Op, Result,
     Scalar, SliceArgs, Tensor, TensorType, UnconnectedGradients, Value, autodiff, dsl, dtype,
     error, gradients, gradients_or_zeros, gradients_with, graph, nn, op, s, train, value,
 };
 pub use flumen_runtime::SessionState;
-pub use device::Device;
 pub use session::{Backend, Session};
 
 /// The compiler crate (passes, verifier).

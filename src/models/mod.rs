@@ -4,8 +4,8 @@
 
 pub mod a2c;
 pub mod cartpole;
-pub mod realm;
-pub mod rce;
-pub mod routing;
 pub mod pic;
 pub mod quantiles;
+pub mod rce;
+pub mod realm;
+pub mod routing;
