@@ -184,33 +184,7 @@ fn names(def: &GraphDef, ids: &[NodeId]) -> String {
 /// The placeholders to feed and the nodes to fetch: `fetch` by name, or every node no
 /// other node consumes (by data or control edge); every placeholder they depend on is fed.
 fn feeds_and_fetches(def: &GraphDef, fetch: &[String]) -> Result<(Vec<NodeId>, Vec<NodeId>)> {
-    let fetches: Vec<NodeId> = if fetch.is_empty() {
-        let consumers = def.consumers();
-        let mut used = vec![false; def.len()];
-        for n in def.nodes() {
-            for c in &n.control_inputs {
-                used[c.0] = true;
-            }
-        }
-        def.iter()
-            .filter(|(id, _)| consumers[id.0].is_empty() && !used[id.0])
-            .map(|(id, _)| id)
-            .collect()
-    } else {
-        fetch
-            .iter()
-            .map(|name| {
-                def.find(name.trim()).ok_or_else(|| {
-                    invalid(format!(
-                        "--fetch `{name}`: the model has no node of that name"
-                    ))
-                })
-            })
-            .collect::<Result<_>>()?
-    };
-    if fetches.is_empty() {
-        return Err(invalid("the model has no nodes to compile"));
-    }
+    let fetches = crate::fetch::resolve_fetches(def, fetch, "dump")?;
     let needed = def.reachable(&fetches, false);
     let feeds = def
         .iter()

@@ -8,7 +8,7 @@
 use clap::Args;
 use flumen::compiler::Unit;
 use flumen::compiler::egraph::{Config, explain, saturate};
-use flumen::{GraphDef, GraphError, NodeId, Result};
+use flumen::{GraphDef, Result};
 use std::path::PathBuf;
 
 /// Arguments of `flumen explain`.
@@ -30,7 +30,7 @@ pub struct ExplainArgs {
 /// Run `flumen explain`.
 pub fn run(args: ExplainArgs) -> Result<()> {
     let def = GraphDef::load(&args.model)?;
-    let outputs = fetches(&def, &args.fetch)?;
+    let outputs = crate::fetch::resolve_fetches(&def, &args.fetch, "explain")?;
     let (after, report) = saturate(Unit { def, outputs }, &Config::default())?;
     print!("{}", explain(&report));
     if args.graph {
@@ -40,38 +40,4 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         after.def.save(path)?;
     }
     Ok(())
-}
-
-/// `fetch` by name, or every node no other node consumes (by data or control edge).
-fn fetches(def: &GraphDef, fetch: &[String]) -> Result<Vec<NodeId>> {
-    let ids: Vec<NodeId> = if fetch.is_empty() {
-        let consumers = def.consumers();
-        let mut used = vec![false; def.len()];
-        for n in def.nodes() {
-            for c in &n.control_inputs {
-                used[c.0] = true;
-            }
-        }
-        def.iter()
-            .filter(|(id, _)| consumers[id.0].is_empty() && !used[id.0])
-            .map(|(id, _)| id)
-            .collect()
-    } else {
-        fetch
-            .iter()
-            .map(|name| {
-                def.find(name.trim()).ok_or_else(|| {
-                    GraphError::invalid(format!(
-                        "flumen explain: --fetch `{name}`: the model has no node of that name"
-                    ))
-                })
-            })
-            .collect::<Result<_>>()?
-    };
-    if ids.is_empty() {
-        return Err(GraphError::invalid(
-            "flumen explain: the model has no nodes",
-        ));
-    }
-    Ok(ids)
 }

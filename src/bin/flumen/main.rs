@@ -11,6 +11,7 @@
 mod compile;
 mod dump;
 mod explain;
+mod fetch;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
