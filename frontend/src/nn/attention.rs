@@ -117,6 +117,23 @@ fn bad(msg: String) -> GraphError {
     GraphError::invalid(format!("attention: {msg}"))
 }
 
+/// `(B, H, n, d, dv)` of `q, k: [B, H, n, d]` and `v: [B, H, n, dv]`, or an error naming `op`.
+fn qkv_dims(
+    op: &str,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+) -> Result<(usize, usize, usize, usize, usize)> {
+    let (qs, vs) = (q.shape(), v.shape());
+    if qs.len() != 4 || k.shape() != qs || vs.len() != 4 || vs[..3] != qs[..3] {
+        return Err(bad(format!(
+            "{op}: q, k, v must be [B, H, n, d] (v: [B, H, n, dv]), got {qs:?}, {:?}, {vs:?}",
+            k.shape()
+        )));
+    }
+    Ok((qs[0], qs[1], qs[2], qs[3], vs[3]))
+}
+
 fn naive(
     q: &Tensor,
     k: &Tensor,
@@ -502,17 +519,7 @@ pub fn bigbird_blockified(
     key_bias: Option<&Tensor>,
     scale: f64,
 ) -> Result<Tensor> {
-    let qs = q.shape().to_vec();
-    if qs.len() != 4 || k.shape() != qs.as_slice() || v.shape()[..3] != qs[..3] {
-        return Err(bad(format!(
-            "bigbird_blockified: q, k, v must be [B, H, n, d] (v: [B, H, n, dv]), got {:?}, {:?}, {:?}",
-            q.shape(),
-            k.shape(),
-            v.shape()
-        )));
-    }
-    let (bsz, h, n, d) = (qs[0], qs[1], qs[2], qs[3]);
-    let dv = v.shape()[3];
+    let (bsz, h, n, d, dv) = qkv_dims("bigbird_blockified", q, k, v)?;
     let (b, nb) = (layout.block, layout.num_blocks);
     if !layout.is_itc() || nb * b != n || layout.heads() != h {
         return Err(bad(format!(
@@ -721,17 +728,7 @@ pub fn etc_blockified(
     key_bias: Option<&Tensor>,
     scale: f64,
 ) -> Result<Tensor> {
-    let qs = q.shape().to_vec();
-    if qs.len() != 4 || k.shape() != qs.as_slice() || v.shape()[..3] != qs[..3] {
-        return Err(bad(format!(
-            "etc_blockified: q, k, v must be [B, H, n, d] (v: [B, H, n, dv]), got {:?}, {:?}, {:?}",
-            q.shape(),
-            k.shape(),
-            v.shape()
-        )));
-    }
-    let (bsz, h, n, d) = (qs[0], qs[1], qs[2], qs[3]);
-    let dv = v.shape()[3];
+    let (bsz, h, n, d, dv) = qkv_dims("etc_blockified", q, k, v)?;
     if layout.n != n || layout.n_global >= n {
         return Err(bad(format!(
             "etc_blockified: the layout is for n = {} with {} globals, the inputs have n = {n}",
