@@ -1,8 +1,13 @@
 //! Matrix products for executables: `c[b] = op(a[b]) · op(b[b])` for each batch `b`, where
 //! `op` optionally transposes. Operands are dense row-major matrices; a batch stride of 0
 //! broadcasts one operand over the batch.
+//!
+//! Products with at most [`gemv::MAX_M`] output rows (batch-1 inference) go to the small-m
+//! kernels of [`gemv`]; everything else, and layouts those do not cover, to the `gemm`
+//! crate.
 
 use super::KernelFn;
+use super::gemv::{self, GemvImpl};
 use flumen_frontend::DType;
 
 /// Shapes and strides of a (batched) matrix product.
@@ -49,9 +54,29 @@ impl<T: Copy> Shared<T> {
     }
 }
 
-/// Compute the product into `c` (which must not overlap `a` or `b`) with the `gemm` crate
-/// (AVX-512 microkernels where the CPU has them), then run the epilogue, if any, on each
-/// block of rows right after it is computed.
+/// Which code computes a product ([`choose_kernel`], [`matmul_into_with`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatMulKernel {
+    /// The `gemm` crate (AVX-512 microkernels where the CPU has them).
+    Gemm,
+    /// The small-m kernels (m ≤ 4) in the given implementation.
+    SmallM(GemvImpl),
+}
+
+/// The kernel [`matmul_into`] uses for `d` on this CPU: the small-m kernels when they cover
+/// `d` and the CPU has AVX-512, else `gemm`. (The portable small-m kernels are not chosen
+/// automatically: without AVX-512, `gemm`'s own vector code is at least as fast.)
+pub fn choose_kernel(d: &MatMulDims) -> MatMulKernel {
+    if gemv::covers(d) && gemv::best_impl() == GemvImpl::Avx512 {
+        MatMulKernel::SmallM(GemvImpl::Avx512)
+    } else {
+        MatMulKernel::Gemm
+    }
+}
+
+/// Compute the product into `c` (which must not overlap `a` or `b`) with the kernel
+/// [`choose_kernel`] picks, then run the epilogue, if any, on each block of the output right
+/// after it is computed (every element exactly once).
 ///
 /// # Safety
 /// The pointers must address buffers of the sizes `dims` implies, of element type `dtype`;
@@ -65,30 +90,47 @@ pub unsafe fn matmul_into(
     d: &MatMulDims,
     epilogue: Option<Epilogue>,
 ) {
-    match dtype {
-        // SAFETY: forwarded from the caller.
-        DType::F32 => unsafe {
-            mm::<f32>(
-                a as *const f32,
-                b as *const f32,
-                c as *mut f32,
-                d,
-                1.0,
-                epilogue,
-            )
+    // SAFETY: forwarded from the caller.
+    unsafe { matmul_into_with(choose_kernel(d), dtype, a, b, c, d, epilogue) };
+}
+
+/// [`matmul_into`] with a chosen kernel (tests and benchmarks compare them). A small-m
+/// kernel that does not cover `d`, or AVX-512 on a CPU without it, falls back to `gemm`;
+/// returns the kernel that ran.
+///
+/// # Safety
+/// As [`matmul_into`].
+pub unsafe fn matmul_into_with(
+    kernel: MatMulKernel,
+    dtype: DType,
+    a: *const u8,
+    b: *const u8,
+    c: *mut u8,
+    d: &MatMulDims,
+    epilogue: Option<Epilogue>,
+) -> MatMulKernel {
+    let kernel = match kernel {
+        MatMulKernel::SmallM(GemvImpl::Avx512) if !gemv::has_avx512() => MatMulKernel::Gemm,
+        MatMulKernel::SmallM(_) if !gemv::covers(d) => MatMulKernel::Gemm,
+        k => k,
+    };
+    // SAFETY (every arm): forwarded from the caller.
+    match (kernel, dtype) {
+        (MatMulKernel::SmallM(imp), DType::F32) => unsafe {
+            gemv::gemv_into::<f32>(imp, a.cast(), b.cast(), c.cast(), d, epilogue)
         },
-        DType::F64 => unsafe {
-            mm::<f64>(
-                a as *const f64,
-                b as *const f64,
-                c as *mut f64,
-                d,
-                1.0,
-                epilogue,
-            )
+        (MatMulKernel::SmallM(imp), DType::F64) => unsafe {
+            gemv::gemv_into::<f64>(imp, a.cast(), b.cast(), c.cast(), d, epilogue)
+        },
+        (MatMulKernel::Gemm, DType::F32) => unsafe {
+            mm::<f32>(a.cast(), b.cast(), c.cast(), d, 1.0, epilogue)
+        },
+        (MatMulKernel::Gemm, DType::F64) => unsafe {
+            mm::<f64>(a.cast(), b.cast(), c.cast(), d, 1.0, epilogue)
         },
         _ => unreachable!("integer matmuls are lowered to interpreter steps"),
     }
+    kernel
 }
 
 /// One block: rows `r0..r1` of batch `bi`.

@@ -8,6 +8,7 @@
 //! machine code, encoded as bytes for embedding in a shared library.
 
 mod buffers;
+mod gemv;
 mod matmul;
 mod plan;
 mod raw;
@@ -15,7 +16,8 @@ mod run;
 mod steps;
 
 pub use buffers::{Arena, BufferDecl, Storage};
-pub use matmul::{Epilogue, MatMulDims, matmul_into};
+pub use gemv::GemvImpl;
+pub use matmul::{Epilogue, MatMulDims, MatMulKernel, choose_kernel, matmul_into, matmul_into_with};
 pub use plan::{DataRef, PLAN_MAGIC, Plan, PlanStep};
 pub use raw::{RunMemory, resolve_buffers, run_steps};
 pub use steps::{KernelStep, MatMulStep, Step};
