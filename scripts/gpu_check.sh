@@ -65,28 +65,58 @@ PY
       break
     fi
   done
+  # cudarc (built against the CUDA 12.8 API) tries libnvrtc.so, libnvrtc.so.12 …; a CUDA 13
+  # machine has libnvrtc.so.13 / libcublas.so.13 only, whose entry points we use are the
+  # same. Link the newest found under the unversioned names in a shim directory.
+  local shim; shim=$(mktemp -d)
+  for lib in nvrtc cublas; do
+    found=""
+    for d in ${LD_LIBRARY_PATH//:/ } /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
+             /usr/lib/x86_64-linux-gnu; do
+      for f in "$d"/lib$lib.so.1[0-9]*; do
+        [ -e "$f" ] && found="$f"
+      done
+    done
+    if [ -z "$found" ]; then
+      found=$(ldconfig -p 2>/dev/null | awk -v n="lib$lib.so." '$1 ~ "^"n {print $NF; exit}')
+    fi
+    if [ -n "$found" ]; then
+      ln -sf "$found" "$shim/lib$lib.so"
+      echo "shim: lib$lib.so -> $found"
+      export LD_LIBRARY_PATH="$shim:$(dirname "$found")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    fi
+  done
   echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
   ldconfig -p 2>/dev/null | grep -E "libcuda\.so|libnvrtc|libcublas" || true
   [ -d "$BIN" ] || { echo "no $BIN: run 'scripts/gpu_check.sh build' first and carry it"; exit 2; }
 
+  # One deadline for the whole run (GPU_CHECK_BUDGET seconds, default 480), so a hang in
+  # one step leaves time for the rest and the log still comes back.
+  local deadline=$(( $(date +%s) + ${GPU_CHECK_BUDGET:-480} ))
+  t() { # t SECONDS cmd... : run with min(SECONDS, time left) as its limit
+    local left=$(( deadline - $(date +%s) )); local lim=$1; shift
+    [ "$left" -lt "$lim" ] && lim=$left
+    if [ "$lim" -le 5 ]; then echo "skipped (run budget spent): $*"; return 124; fi
+    timeout "$lim" "$@"
+  }
   local status=0
   echo "== GPU tests"
-  for t in cuda_device cuda_models; do
-    timeout 300 "$BIN/$t" --nocapture --test-threads 1 || status=1
+  for tb in cuda_device cuda_models; do
+    t 90 "$BIN/$tb" --nocapture --test-threads 1 || status=1
   done
-  PROPTEST_CASES="${PROPTEST_CASES:-64}" timeout 300 "$BIN/cuda_differential" --nocapture || status=1
+  t 120 env PROPTEST_CASES="${PROPTEST_CASES:-64}" "$BIN/cuda_differential" --nocapture || status=1
 
   echo "== Flumen GPU benchmarks"
-  timeout 300 "$BIN/cuda_bench" --ignored --nocapture --test-threads 1 bench_mnist || status=1
-  timeout 300 "$BIN/cuda_bench" --ignored --nocapture --test-threads 1 bench_bigbird || status=1
-  timeout 120 "$BIN/cuda_bench" --ignored --nocapture --test-threads 1 bench_gemm || status=1
-  FLUMEN_CUDA_TF32=1 timeout 120 "$BIN/cuda_bench" --ignored --nocapture --test-threads 1 bench_gemm || status=1
+  t 90 "$BIN/cuda_bench" --ignored --nocapture --test-threads 1 bench_mnist || status=1
+  t 90 "$BIN/cuda_bench" --ignored --nocapture --test-threads 1 bench_bigbird || status=1
+  t 45 "$BIN/cuda_bench" --ignored --nocapture --test-threads 1 bench_gemm || status=1
+  t 45 env FLUMEN_CUDA_TF32=1 "$BIN/cuda_bench" --ignored --nocapture --test-threads 1 bench_gemm || status=1
 
   echo "== peers (same GPU, same run)"
-  timeout 300 python3 scripts/gpu_peers.py || echo "peers failed"
+  t 120 env PYTHONUNBUFFERED=1 python3 scripts/gpu_peers.py || echo "peers failed"
   if python3 -c "import jax; assert any(d.platform == 'gpu' for d in jax.devices())" 2>/dev/null; then
     for n in 16384 65536; do
-      (cd benches/peers && timeout 300 python3 bigbird_jax.py --threads 16 --n "$n") || echo "bigbird_jax n=$n failed"
+      (cd benches/peers && t 90 env PYTHONUNBUFFERED=1 python3 bigbird_jax.py --threads 16 --n "$n") || echo "bigbird_jax n=$n failed"
     done
   else
     echo "peer jax bigbird skipped: no JAX with a GPU"

@@ -109,6 +109,25 @@ const GATHER_SCATTER: &str = "%p = placeholder() {dtype=f32, shape=[5, 3]} : f32
 %s = scatter_add(%u, %i) {axis=0, batch_dims=0, dim=5} : f32[5,3]
 ";
 
+/// concat, roll, pad and tile (device kernels, not host steps): several axes, an empty
+/// input, shifts of every sign and beyond the axis length, integer and bool payloads.
+const DATA_MOVEMENT: &str = "%a = placeholder() {dtype=f32, shape=[2, 3, 4]} : f32[2,3,4]
+%b = placeholder() {dtype=f32, shape=[2, 5, 4]} : f32[2,5,4]
+%e = placeholder() {dtype=f32, shape=[2, 0, 4]} : f32[2,0,4]
+%c0 = concat(%a, %e, %b, %a) {axis=1} : f32[2,11,4]
+%c1 = concat(%a, %a) {axis=2} : f32[2,3,8]
+%r0 = roll(%b) {shift=2, axis=1} : f32[2,5,4]
+%r1 = roll(%b) {shift=-7, axis=1} : f32[2,5,4]
+%r2 = roll(%a) {shift=13, axis=2} : f32[2,3,4]
+%p0 = pad(%a) {paddings=[(0, 1), (2, 0), (1, 3)], value=-1.5} : f32[3,5,8]
+%i = placeholder() {dtype=i32, shape=[3, 2]} : i32[3,2]
+%p1 = pad(%i) {paddings=[(1, 1), (0, 2)], value=7} : i32[5,4]
+%t0 = tile(%a) {multiples=[1, 2, 3]} : f32[2,6,12]
+%t1 = tile(%i) {multiples=[2, 1]} : i32[6,2]
+%z = placeholder() {dtype=bool, shape=[4]} : bool[4]
+%ci = concat(%z, %z) {axis=0} : bool[8]
+";
+
 const INTEGERS: &str = "%a = placeholder() {dtype=i32, shape=[6]} : i32[6]
 %b = placeholder() {dtype=i32, shape=[6]} : i32[6]
 %m = mod(%a, %b) : i32[6]
@@ -526,6 +545,11 @@ fn cuda_kernels_match_the_interpreter_under_emulation() {
     check_emulated("gather_scatter", &parse(GATHER_SCATTER), &["g", "s"]);
     check_emulated("integers", &parse(INTEGERS), &["s", "sel", "h", "tot"]);
     check_emulated(
+        "data_movement",
+        &parse(DATA_MOVEMENT),
+        &["c0", "c1", "r0", "r1", "r2", "p0", "p1", "t0", "t1", "ci"],
+    );
+    check_emulated(
         "layer_norm",
         &parse(
             "%x = placeholder() {dtype=f32, shape=[6, 40]} : f32[6,40]
@@ -715,4 +739,25 @@ fn cuda_gather_records_a_bad_index() {
     let got: Vec<f64> = lines[..9].iter().map(|l| l.parse().unwrap()).collect();
     assert_eq!(&got[..3], want_row0.as_slice());
     assert!(got[3..].iter().all(|x| *x == 0.0), "{got:?}");
+}
+
+#[test]
+fn data_movement_ops_have_device_kernels() {
+    let def = parse(DATA_MOVEMENT);
+    let outputs = ["c0", "c1", "r0", "r1", "r2", "p0", "p1", "t0", "t1", "ci"];
+    let (feeds, fetches) = feeds_and_fetches(&def, &outputs);
+    let (p, report) = compile_cuda(&def, &feeds, &fetches).expect("compiles");
+    assert!(
+        report.interpreted.is_empty(),
+        "host steps left: {:?}",
+        report.interpreted
+    );
+    let host = p
+        .steps
+        .iter()
+        .filter(|s| matches!(s, DeviceStep::Host { .. }))
+        .count();
+    assert_eq!(host, 0);
+    // None of them can fail at run time, so none claims an error site.
+    assert!(p.error_sites.is_empty());
 }

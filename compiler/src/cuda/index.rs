@@ -13,7 +13,7 @@ use flumen_runtime::cuda::{DeviceKernel, Launch};
 use std::fmt::Write;
 
 /// Row-major strides of `shape`.
-fn strides(shape: &[usize]) -> Vec<usize> {
+pub(super) fn strides(shape: &[usize]) -> Vec<usize> {
     let mut s = vec![1; shape.len()];
     for a in (0..shape.len().saturating_sub(1)).rev() {
         s[a] = s[a + 1] * shape[a + 1];
@@ -22,7 +22,7 @@ fn strides(shape: &[usize]) -> Vec<usize> {
 }
 
 /// `Σ var_a · stride_a` over the listed `(variable, stride)` pairs, or `0`.
-fn linear(terms: &[(String, usize)]) -> String {
+pub(super) fn linear(terms: &[(String, usize)]) -> String {
     let t: Vec<String> = terms
         .iter()
         .filter(|(_, s)| *s != 0)
@@ -94,7 +94,7 @@ pub fn supported(elem: DType, index: DType, scatter: bool) -> bool {
     idx && elem_ok
 }
 
-fn loop_header(out: &mut String, n: usize, g: &[usize]) {
+pub(super) fn loop_header(out: &mut String, n: usize, g: &[usize]) {
     writeln!(
         out,
         "  for (fl_i64 o = blockIdx.x * (fl_i64)blockDim.x + threadIdx.x; o < {n}ll; o += (fl_i64)gridDim.x * blockDim.x) {{"
@@ -103,7 +103,7 @@ fn loop_header(out: &mut String, n: usize, g: &[usize]) {
     unravel(out, "    ", "g", "o", g);
 }
 
-fn elementwise_launch(n: usize) -> Launch {
+pub(super) fn elementwise_launch(n: usize) -> Launch {
     Launch {
         blocks: n.div_ceil(MAX_THREADS as usize).min(MAX_BLOCKS) as u32,
         threads: MAX_THREADS,

@@ -19,6 +19,7 @@
 
 pub mod index;
 pub mod kernel;
+pub mod layout;
 pub mod prelude;
 pub mod scalar;
 
@@ -81,6 +82,7 @@ pub fn compile_cuda(
                 ty,
             } => {
                 let site = error_sites.len() as i32 + 1;
+                let data_movement = |k| vec![DeviceStep::Kernel(k)];
                 let device = match (&op, inputs.as_slice()) {
                     (Op::Gather { axis, batch_dims }, [(p, pt), (i, it)]) => {
                         index::gather(&name, (*p, pt), (*i, it), output, *axis, *batch_dims, site)
@@ -101,11 +103,29 @@ pub fn compile_cuda(
                         site,
                     )
                     .map(|k| vec![DeviceStep::Zero { buf: output }, DeviceStep::Kernel(k)]),
+                    (Op::Concat { axis }, _) => {
+                        layout::concat(&name, &inputs, output, &ty, *axis).map(data_movement)
+                    }
+                    (Op::Roll { shift, axis }, [(x, xt)]) => {
+                        layout::roll(&name, (*x, xt), output, *shift, *axis).map(data_movement)
+                    }
+                    (Op::Pad { paddings, value }, [(x, xt)]) => {
+                        layout::pad(&name, (*x, xt), (output, &ty), paddings, *value)
+                            .map(data_movement)
+                    }
+                    (Op::Tile(multiples), [(x, xt)]) => {
+                        layout::tile(&name, (*x, xt), (output, &ty), multiples).map(data_movement)
+                    }
                     _ => None,
                 };
                 match device {
                     Some(device_steps) => {
-                        error_sites.push(format!("{} `{name}`", op.name()));
+                        if device_steps
+                            .iter()
+                            .any(|s| matches!(s, DeviceStep::Kernel(k) if k.error_flag))
+                        {
+                            error_sites.push(format!("{} `{name}`", op.name()));
+                        }
                         steps.extend(device_steps);
                     }
                     None => {

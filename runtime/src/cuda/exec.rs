@@ -244,6 +244,44 @@ pub struct CudaExecutable {
     /// Whether to capture device segments as CUDA graphs (`FLUMEN_CUDA_GRAPHS=0` turns it
     /// off, for debugging).
     use_graphs: bool,
+    /// Per-phase wall times (`FLUMEN_CUDA_PROFILE=1`), printed to stderr on drop.
+    profile: Option<Profile>,
+}
+
+/// Accumulated wall time of each phase of [`CudaExecutable::run`] over all runs, with the
+/// stream synchronised after each phase so the device time lands in its phase.
+#[derive(Default)]
+struct Profile {
+    runs: usize,
+    variables: std::time::Duration,
+    feeds: std::time::Duration,
+    segments: Vec<std::time::Duration>,
+    fetches: std::time::Duration,
+    /// CUDA graphs captured (once per device segment unless buffers move).
+    captures: usize,
+}
+
+impl Profile {
+    fn report(&self, program: &CudaProgram, segments: &[Segment]) -> String {
+        use std::fmt::Write;
+        let per = |d: std::time::Duration| d.as_secs_f64() * 1e3 / self.runs.max(1) as f64;
+        let mut out = format!(
+            "flumen cuda profile: {} runs, {} graph captures, mean ms per run: variables {:.4}, feeds {:.4}, fetches {:.4}\n",
+            self.runs,
+            self.captures,
+            per(self.variables),
+            per(self.feeds),
+            per(self.fetches)
+        );
+        for (seg, d) in segments.iter().zip(&self.segments) {
+            let what = match seg {
+                Segment::Device { steps, .. } => format!("device steps {steps:?}"),
+                Segment::Host(i) => program.steps[*i].describe(),
+            };
+            let _ = writeln!(out, "  {:>10.4} ms  {what}", per(*d));
+        }
+        out
+    }
 }
 
 fn root(buffers: &[BufferDecl], mut b: BufId) -> BufId {
@@ -352,6 +390,9 @@ impl CudaExecutable {
             var_types,
             written,
             use_graphs: std::env::var("FLUMEN_CUDA_GRAPHS").map_or(true, |v| v != "0"),
+            profile: std::env::var("FLUMEN_CUDA_PROFILE")
+                .is_ok_and(|v| v == "1")
+                .then(Profile::default),
         })
     }
 
@@ -369,7 +410,9 @@ impl CudaExecutable {
         state: &mut SessionState,
     ) -> Result<Vec<Value>> {
         self.device.bind()?;
+        let mut clock = self.profile.is_some().then(std::time::Instant::now);
         let var_ptrs = vars.resolve(&self.program.variables, &self.var_types, state)?;
+        self.lap(&mut clock, |p| &mut p.variables)?;
         for (mem, v) in self.feeds.iter().zip(feeds) {
             let v = contiguous(v);
             if value_bytes(&v).len() != mem.bytes {
@@ -377,8 +420,15 @@ impl CudaExecutable {
             }
             upload(mem.ptr, &v)?;
         }
+        self.lap(&mut clock, |p| &mut p.feeds)?;
         let ptrs = self.pointers(&var_ptrs);
         for si in 0..self.segments.len() {
+            if si > 0 {
+                self.lap(&mut clock, |p| {
+                    p.segments.resize(si, Default::default());
+                    &mut p.segments[si - 1]
+                })?;
+            }
             match &self.segments[si] {
                 Segment::Host(i) => self.host_step(*i, &ptrs, state)?,
                 Segment::Device { steps, graph } => {
@@ -392,6 +442,9 @@ impl CudaExecutable {
                         unsafe { drv::graph::launch(*exec, self.device.stream) }
                             .map_err(|e| cuda_error(format!("graph launch failed: {e}")))?;
                     } else {
+                        if let Some(p) = &mut self.profile {
+                            p.captures += 1;
+                        }
                         let exec = match self.capture(steps.clone(), &ptrs) {
                             Ok(exec) => exec,
                             Err(e) => {
@@ -431,12 +484,43 @@ impl CudaExecutable {
                 v.device_newer = true;
             }
         }
+        let last = self.segments.len();
+        if last > 0 {
+            self.lap(&mut clock, |p| {
+                p.segments.resize(last, Default::default());
+                &mut p.segments[last - 1]
+            })?;
+        }
         self.check_error_word()?;
-        self.program
+        let out = self
+            .program
             .fetches
             .iter()
             .map(|(b, t)| download(ptrs[b.0], t))
-            .collect()
+            .collect();
+        self.lap(&mut clock, |p| &mut p.fetches)?;
+        if let Some(p) = &mut self.profile {
+            p.runs += 1;
+        }
+        out
+    }
+
+    /// Profiling: synchronise, add the time since `clock` to the field `slot` picks, and
+    /// restart the clock (nothing when not profiling).
+    fn lap(
+        &mut self,
+        clock: &mut Option<std::time::Instant>,
+        slot: impl FnOnce(&mut Profile) -> &mut std::time::Duration,
+    ) -> Result<()> {
+        let (Some(t), Some(p)) = (clock.as_mut(), self.profile.as_mut()) else {
+            return Ok(());
+        };
+        // SAFETY: the device's stream.
+        unsafe { drv::stream::synchronize(self.device.stream) }
+            .map_err(|e| cuda_error(format!("a kernel failed: {e}")))?;
+        *slot(p) += t.elapsed();
+        *t = std::time::Instant::now();
+        Ok(())
     }
 
     /// The device address of every buffer.
@@ -704,6 +788,9 @@ impl CudaExecutable {
 
 impl Drop for CudaExecutable {
     fn drop(&mut self) {
+        if let Some(p) = &self.profile {
+            eprint!("{}", p.report(&self.program, &self.segments));
+        }
         let _ = self.device.bind();
         // SAFETY: nothing of this executable runs after the stream drains.
         unsafe {
