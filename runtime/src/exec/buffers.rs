@@ -38,11 +38,35 @@ impl BufferDecl {
     }
 }
 
-/// A 64-byte-aligned, zero-initialised byte buffer allocated once per executable.
+/// A 64-byte-aligned, zero-initialised byte buffer allocated once per executable, with the
+/// pointer tables a run fills (kept here so that steady-state runs reuse them).
 pub struct Arena {
     words: Vec<Align64>,
     len: usize,
+    tables: RunTables,
 }
+
+/// The per-run pointer tables of [`Executable::run`](super::Executable::run): filled at the
+/// start of every run, so they keep their capacity and a steady-state run allocates none.
+/// The pointers are meaningful only during the run that wrote them.
+#[derive(Default)]
+pub(crate) struct RunTables {
+    /// Feed data, by feed index.
+    pub feeds: Vec<*const u8>,
+    /// Variable data, by variable index.
+    pub variables: Vec<*mut u8>,
+    /// Constant data, by constant index.
+    pub constants: Vec<*const u8>,
+    /// Every buffer's base pointer.
+    pub ptrs: Vec<*mut u8>,
+    /// Kernel argument scratch.
+    pub args: Vec<*mut u8>,
+}
+
+// SAFETY: the tables are only dereferenced during a run, under `&mut` of the executable
+// that owns them; between runs they are stale numbers that are cleared before use.
+unsafe impl Send for RunTables {}
+unsafe impl Sync for RunTables {}
 
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
@@ -54,6 +78,7 @@ impl Arena {
         Arena {
             words: vec![Align64([0; 64]); len.div_ceil(64)],
             len,
+            tables: RunTables::default(),
         }
     }
 
@@ -70,5 +95,10 @@ impl Arena {
     /// Base pointer.
     pub fn as_mut_ptr(&mut self) -> *mut u8 {
         self.words.as_mut_ptr() as *mut u8
+    }
+
+    /// The base pointer and the run's pointer tables.
+    pub(crate) fn parts(&mut self) -> (*mut u8, &mut RunTables) {
+        (self.words.as_mut_ptr() as *mut u8, &mut self.tables)
     }
 }

@@ -6,11 +6,18 @@
 //! same step code (kernels split the same way, the same GEMM calls, the same interpreter
 //! fallbacks) and produce the same bits.
 //!
+//! Interpreter steps of the index, layout, sort and random ops run natively on their
+//! buffers ([`native`]); the others evaluate `eval_op` on copies of their inputs.
+//!
 //! [`Executable::run`]: super::Executable::run
 
+#[path = "native.rs"]
+mod native;
+
 use super::run::{read_value, write_value};
-use super::{BufferDecl, KernelStep, Step, Storage, matmul_into};
+use super::{BufId, BufferDecl, KernelFn, KernelStep, Step, Storage, matmul_into};
 use crate::interpreter::{EvalContext, eval_op};
+use flumen_frontend::op::{Op, TensorType};
 use flumen_frontend::{GraphError, Result, Value};
 
 /// Work (estimated scalar operations) above which a kernel is split across threads.
@@ -106,17 +113,15 @@ pub unsafe fn run_steps(
                 output,
                 ty,
             } => {
-                // SAFETY: each input buffer holds a value of its recorded type.
-                let values: Vec<Value> = inputs
-                    .iter()
-                    .map(|(b, t)| unsafe { read_value(ptrs[b.0], t) })
-                    .collect();
-                let refs: Vec<&Value> = values.iter().collect();
                 let count = if op.is_stateful() { counter(name) } else { 0 };
-                let v = eval_op(op, &refs, ty, EvalContext { counter: count })
-                    .map_err(|m| GraphError::runtime(op.name(), name, m))?;
-                // SAFETY: the output buffer has room for the node's type.
-                unsafe { write_value(ptrs[output.0], &v) };
+                // SAFETY: each input buffer holds a value of its recorded type and the
+                // output buffer has room for the node's type.
+                let native = unsafe { native::run(op, inputs, ptrs, *output, ty, count) };
+                match native {
+                    Some(r) => r.map_err(|m| GraphError::runtime(op.name(), name, m))?,
+                    // SAFETY: as above.
+                    None => unsafe { interpret(op, name, inputs, ptrs, *output, ty, count)? },
+                }
             }
             Step::Copy { src, dst } => {
                 let bytes = buffers[dst.0].bytes();
@@ -128,31 +133,63 @@ pub unsafe fn run_steps(
     Ok(())
 }
 
-/// Run one kernel, split across the current rayon pool's threads when it is large.
+/// The generic interpreter step: `eval_op` on copies of the inputs, the result copied to
+/// the output buffer (allocates per run; the fallback for ops without a native path).
+///
+/// # Safety
+/// As [`native::run`].
+unsafe fn interpret(
+    op: &Op,
+    name: &str,
+    inputs: &[(BufId, TensorType)],
+    ptrs: &[*mut u8],
+    output: BufId,
+    ty: &TensorType,
+    count: u64,
+) -> Result<()> {
+    // SAFETY: each input buffer holds a value of its recorded type.
+    let values: Vec<Value> = inputs
+        .iter()
+        .map(|(b, t)| unsafe { read_value(ptrs[b.0], t) })
+        .collect();
+    let refs: Vec<&Value> = values.iter().collect();
+    let v = eval_op(op, &refs, ty, EvalContext { counter: count })
+        .map_err(|m| GraphError::runtime(op.name(), name, m))?;
+    // SAFETY: the output buffer has room for the node's type.
+    unsafe { write_value(ptrs[output.0], &v) };
+    Ok(())
+}
+
+/// Run one kernel, split across the current rayon pool's threads when it is large: the
+/// outer range is cut into one chunk per thread and the chunks are run by recursive
+/// `rayon::join` (stack-allocated jobs; `rayon::scope` would box one job per spawn).
 ///
 /// # Safety
 /// `args` must hold valid base pointers for every access of the kernel.
 unsafe fn run_kernel(k: &KernelStep, args: &[*mut u8]) {
     let n = k.outer_len;
     if k.work >= PARALLEL_WORK && n >= 2 && rayon::current_num_threads() > 1 {
-        let p = SendPtr(args.as_ptr());
-        let f = k.f;
         let threads = rayon::current_num_threads().min(n);
         let chunk = n.div_ceil(threads);
-        rayon::scope(|s| {
-            for t in 0..threads {
-                let (begin, end) = (t * chunk, ((t + 1) * chunk).min(n));
-                if begin < end {
-                    s.spawn(move |_| {
-                        let p = p;
-                        // SAFETY: disjoint outer ranges; args outlive the scope.
-                        unsafe { f(p.0, begin, end) }
-                    });
-                }
-            }
-        });
+        split(k.f, SendPtr(args.as_ptr()), 0, n, chunk);
     } else {
         // SAFETY: forwarded from the caller.
         unsafe { (k.f)(args.as_ptr(), 0, n) }
+    }
+}
+
+/// Run `f` on `begin..end` in pieces of `chunk` outer iterations (cut at multiples of
+/// `chunk` from `begin`), in parallel.
+fn split(f: KernelFn, p: SendPtr, begin: usize, end: usize, chunk: usize) {
+    let pieces = (end - begin).div_ceil(chunk);
+    if pieces <= 1 {
+        // SAFETY: the caller's args outlive the join; ranges are disjoint.
+        unsafe { f(p.0, begin, end) }
+    } else {
+        let mid = begin + pieces / 2 * chunk;
+        rayon::join(
+            move || split(f, p, begin, mid, chunk),
+            move || split(f, p, mid, end, chunk),
+        );
     }
 }

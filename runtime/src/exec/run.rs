@@ -69,16 +69,27 @@ impl Executable {
     /// Run with `feeds` (one per [`Executable::feeds`] entry, already type-checked by the
     /// session) against the session `state`. Variables the executable uses must be
     /// initialised.
+    ///
+    /// A steady-state run allocates only what it returns: the `Vec` of fetches and one
+    /// data vector per non-empty fetch (plus ndarray's shape and stride vectors for a fetch
+    /// of rank above 4), and whatever the steps themselves allocate (the `gemm` crate's
+    /// packing buffers, interpreter fallback steps, rayon's job queue blocks). The pointer
+    /// tables live in the arena and keep their capacity between runs; a strided feed or
+    /// variable is copied to row-major order (an allocation, only in that rare case).
     pub fn run(&mut self, feeds: &[&Value], state: &mut SessionState) -> Result<Vec<Value>> {
         // Feeds must be contiguous row-major; copy the rare strided one.
-        let contiguous: Vec<Option<Value>> = feeds
-            .iter()
-            .map(|v| {
-                (!standard(v)).then(
-                    || map_value!(*v, a => Element::wrap(a.as_standard_layout().into_owned())),
-                )
-            })
-            .collect();
+        let contiguous: Vec<Option<Value>> = if feeds.iter().all(|v| standard(v)) {
+            Vec::new()
+        } else {
+            feeds
+                .iter()
+                .map(|v| {
+                    (!standard(v)).then(
+                        || map_value!(*v, a => Element::wrap(a.as_standard_layout().into_owned())),
+                    )
+                })
+                .collect()
+        };
         for name in &self.variables {
             let v = state
                 .variables
@@ -88,30 +99,38 @@ impl Executable {
                 *v = map_value!(&*v, a => Element::wrap(a.as_standard_layout().into_owned()));
             }
         }
-        let var_ptrs: Vec<*mut u8> = self
-            .variables
-            .iter()
-            .map(|n| data_ptr_mut(state.variables.get_mut(n).expect("checked above")))
-            .collect();
-        let feed_ptrs: Vec<*const u8> = feeds
-            .iter()
-            .zip(&contiguous)
-            .map(|(v, c)| data_ptr(c.as_ref().unwrap_or(v)) as *const u8)
-            .collect();
-        let const_ptrs: Vec<*const u8> = self
-            .constants
-            .iter()
-            .map(|v| data_ptr(v) as *const u8)
-            .collect();
+        let (arena, t) = self.arena.parts();
+        t.variables.clear();
+        t.variables.extend(
+            self.variables
+                .iter()
+                .map(|n| data_ptr_mut(state.variables.get_mut(n).expect("checked above"))),
+        );
+        t.feeds.clear();
+        t.feeds.extend(feeds.iter().enumerate().map(|(i, v)| {
+            let v = contiguous.get(i).and_then(Option::as_ref).unwrap_or(v);
+            data_ptr(v) as *const u8
+        }));
+        t.constants.clear();
+        t.constants
+            .extend(self.constants.iter().map(|v| data_ptr(v) as *const u8));
         let mem = RunMemory {
-            arena: self.arena.as_mut_ptr(),
-            feeds: &feed_ptrs,
-            variables: &var_ptrs,
-            constants: &const_ptrs,
+            arena,
+            feeds: &t.feeds,
+            variables: &t.variables,
+            constants: &t.constants,
         };
-        let mut ptrs: Vec<*mut u8> = Vec::with_capacity(self.buffers.len());
-        resolve_buffers(&self.buffers, &mem, &mut ptrs);
-        let mut args: Vec<*mut u8> = Vec::new();
+        resolve_buffers(&self.buffers, &mem, &mut t.ptrs);
+        // The counter of a random node: a map lookup, inserting (and allocating its name)
+        // only on the node's first run.
+        let mut counter = |name: &str| match state.counters.get_mut(name) {
+            Some(c) => {
+                let v = *c;
+                *c += 1;
+                v
+            }
+            None => state.next_counter(name),
+        };
         // SAFETY: every pointer addresses the memory of its buffer (arena planned by the
         // compiler, feeds type-checked by the session, variables and constants of the
         // executable's types), and the state is borrowed mutably for the whole run.
@@ -119,11 +138,12 @@ impl Executable {
             run_steps(
                 &self.steps,
                 &self.buffers,
-                &ptrs,
-                &mut |name| state.next_counter(name),
-                &mut args,
+                &t.ptrs,
+                &mut counter,
+                &mut t.args,
             )?
         };
+        let ptrs = &t.ptrs;
         Ok(self
             .fetches
             .iter()

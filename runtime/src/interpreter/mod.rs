@@ -6,7 +6,7 @@
 
 mod eval;
 pub mod executor;
-mod kernels;
+pub(crate) mod kernels;
 
 pub use eval::eval_op;
 pub use kernels::index::assign_slice;

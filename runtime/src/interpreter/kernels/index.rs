@@ -13,25 +13,45 @@
 use super::layout::{for_each_row, row_major, slice_offsets};
 use super::{Wide, compare_nan, from_vec, same_dtype, with_wide};
 use flumen_frontend::op::{BinaryOp, SliceSpec};
-use flumen_frontend::{Element, Value, map_value};
-use ndarray::{ArrayD, Axis, Zip};
+use flumen_frontend::{DType, Element, Value, map_value};
+use ndarray::ArrayD;
 use std::cmp::Ordering;
 
-/// The index tensor as positions in `0..len` (the length of `axis`), row-major, or an error
-/// naming the first bad index.
-fn positions(indices: &Value, axis: usize, len: usize) -> Result<Vec<usize>, String> {
-    let check = |i: i64| {
-        usize::try_from(i).ok().filter(|&p| p < len).ok_or_else(|| {
-            format!(
-                "index {i} is out of range for axis {axis} of length {len} (valid indices: 0..{len})"
-            )
-        })
-    };
-    match indices {
-        Value::I32(a) => a.iter().map(|&i| check(i.into())).collect(),
-        Value::I64(a) => a.iter().map(|&i| check(i)).collect(),
-        other => Err(format!("indices must be i32 or i64, got {}", other.dtype())),
+/// Checks every index of `idx` (row-major) is in `0..len` (the length of `axis`); the
+/// error names the first bad index.
+pub(crate) fn check_indices<I: Copy + Into<i64>>(
+    idx: &[I],
+    axis: usize,
+    len: usize,
+) -> Result<(), String> {
+    let bad = idx
+        .iter()
+        .map(|&i| i.into())
+        .find(|&i| usize::try_from(i).map_or(true, |p| p >= len));
+    match bad {
+        Some(i) => Err(format!(
+            "index {i} is out of range for axis {axis} of length {len} (valid indices: 0..{len})"
+        )),
+        None => Ok(()),
     }
+}
+
+/// Runs `$body` with `$ix` bound to the row-major elements of the index value `$v` (i32
+/// or i64), or returns the error for any other dtype.
+macro_rules! with_indices {
+    ($v:expr, $ix:ident => $body:expr) => {
+        match $v {
+            Value::I32(a) => {
+                let $ix: &[i32] = &row_major(a);
+                $body
+            }
+            Value::I64(a) => {
+                let $ix: &[i64] = &row_major(a);
+                $body
+            }
+            other => Err(format!("indices must be i32 or i64, got {}", other.dtype())),
+        }
+    };
 }
 
 /// The layout shared by gather's output and scatter_add's updates:
@@ -58,7 +78,8 @@ fn gathered_shape(
 /// The block decomposition of a gather/scatter_add: the outer tensor (params, or
 /// scatter_add's output) is `batch × mid × len × inner`, and each batch has `per_batch`
 /// indices.
-struct Blocks {
+pub(crate) struct Blocks {
+    axis: usize,
     batch: usize,
     mid: usize,
     len: usize,
@@ -67,10 +88,16 @@ struct Blocks {
 }
 
 impl Blocks {
-    /// The blocks of an `outer`-shaped tensor indexed by `indices` (shapes already checked
-    /// by [`gathered_shape`]).
-    fn new(outer: &[usize], indices: &[usize], axis: usize, batch_dims: usize) -> Blocks {
+    /// The blocks of an `outer`-shaped tensor indexed by `indices` along `axis` (shapes
+    /// already checked, as by [`gathered_shape`]).
+    pub(crate) fn new(
+        outer: &[usize],
+        indices: &[usize],
+        axis: usize,
+        batch_dims: usize,
+    ) -> Blocks {
         Blocks {
+            axis,
             batch: outer[..batch_dims].iter().product(),
             mid: outer[batch_dims..axis].iter().product(),
             len: outer[axis],
@@ -79,15 +106,46 @@ impl Blocks {
         }
     }
 
+    /// Elements of the outer tensor.
+    fn outer_len(&self) -> usize {
+        self.batch * self.mid * self.len * self.inner
+    }
+
+    /// Elements of the gathered layout (gather's output, scatter_add's updates).
+    fn gathered_len(&self) -> usize {
+        self.batch * self.mid * self.per_batch * self.inner
+    }
+
+    /// Checks the slice lengths against the blocks and every index against the axis.
+    fn check<I: Copy + Into<i64>>(
+        &self,
+        outer: usize,
+        idx: &[I],
+        gathered: usize,
+    ) -> Result<(), String> {
+        if outer != self.outer_len()
+            || idx.len() != self.batch * self.per_batch
+            || gathered != self.gathered_len()
+        {
+            return Err(format!(
+                "internal error: {outer} outer, {} index and {gathered} gathered elements do not fit the blocks",
+                idx.len()
+            ));
+        }
+        check_indices(idx, self.axis, self.len)
+    }
+
     /// Calls `f(outer_offset)` for every run of `inner` elements, in the row-major order of
     /// the gathered layout; `outer_offset` is where that run starts in the outer tensor.
-    fn for_each_run(&self, positions: &[usize], mut f: impl FnMut(usize)) {
+    /// The indices must be checked.
+    fn for_each_run<I: Copy + Into<i64>>(&self, idx: &[I], mut f: impl FnMut(usize)) {
         for b in 0..self.batch {
-            let rows = &positions[b * self.per_batch..(b + 1) * self.per_batch];
+            let rows = &idx[b * self.per_batch..(b + 1) * self.per_batch];
             for m in 0..self.mid {
                 let base = (b * self.mid + m) * self.len;
                 for &p in rows {
-                    f((base + p) * self.inner);
+                    // Checked: 0 <= p < len.
+                    f((base + p.into() as usize) * self.inner);
                 }
             }
         }
@@ -102,19 +160,38 @@ pub(in crate::interpreter) fn gather(
     batch_dims: usize,
 ) -> Result<Value, String> {
     let shape = gathered_shape(params.shape(), indices.shape(), axis, batch_dims)?;
-    let positions = positions(indices, axis, params.shape()[axis])?;
     let blocks = Blocks::new(params.shape(), indices.shape(), axis, batch_dims);
-    let inner = blocks.inner;
-    map_value!(params, p => {
-        let src = row_major(p);
-        let mut data = Vec::with_capacity(shape.iter().product());
-        if inner == 1 {
-            blocks.for_each_run(&positions, |at| data.push(src[at]));
-        } else {
-            blocks.for_each_run(&positions, |at| data.extend_from_slice(&src[at..at + inner]));
-        }
+    with_indices!(indices, ix => map_value!(params, p => {
+        let mut data = vec![Default::default(); shape.iter().product()];
+        gather_into(&row_major(p), ix, &blocks, &mut data)?;
         from_vec(&shape, data).map(Value::from)
-    })
+    }))
+}
+
+/// The copy of a gather: `src` is the row-major params, `idx` the row-major indices, `out`
+/// the row-major output; each index moves one contiguous `inner` run. Every index is
+/// checked first (the error names the first bad one); nothing is written on error.
+pub(crate) fn gather_into<T: Copy, I: Copy + Into<i64>>(
+    src: &[T],
+    idx: &[I],
+    blocks: &Blocks,
+    out: &mut [T],
+) -> Result<(), String> {
+    blocks.check(src.len(), idx, out.len())?;
+    let inner = blocks.inner;
+    let mut at_out = 0;
+    if inner == 1 {
+        blocks.for_each_run(idx, |at| {
+            out[at_out] = src[at];
+            at_out += 1;
+        });
+    } else {
+        blocks.for_each_run(idx, |at| {
+            out[at_out..at_out + inner].copy_from_slice(&src[at..at + inner]);
+            at_out += inner;
+        });
+    }
+    Ok(())
 }
 
 /// The adjoint of gather: sums `updates` (shaped like gather's output) into zeros whose
@@ -141,42 +218,56 @@ pub(in crate::interpreter) fn scatter_add(
             indices.shape()
         ));
     }
-    let positions = positions(indices, axis, dim)?;
     let blocks = Blocks::new(&out_shape, indices.shape(), axis, batch_dims);
-    map_value!(updates, a => scatter_add_typed(a, &positions, &blocks, &out_shape).map(Value::from))
+    with_indices!(indices, ix => map_value!(updates, a => {
+        let mut out = vec![Default::default(); out_shape.iter().product()];
+        scatter_add_into(&row_major(a), ix, &blocks, &mut out, &mut Vec::new())?;
+        from_vec(&out_shape, out).map(Value::from)
+    }))
 }
 
-fn scatter_add_typed<T: Element>(
-    updates: &ArrayD<T>,
-    positions: &[usize],
+/// The sums of a scatter_add: `updates` (row-major, gathered layout) summed into `out`
+/// (row-major, the outer tensor; overwritten) in the updates' row-major order, each slot
+/// accumulated in the wide type and rounded once. Only f32 needs the wide accumulators
+/// (`wide`, resized to the output); every other dtype accumulates in place with the same
+/// result (f64 and i64 are their own wide type; narrower integers and bools wrap the same
+/// way either way). Indices are checked first; nothing is written on error.
+pub(crate) fn scatter_add_into<T: Element, I: Copy + Into<i64>>(
+    updates: &[T],
+    idx: &[I],
     blocks: &Blocks,
-    out_shape: &[usize],
-) -> Result<ArrayD<T>, String> {
-    let src = row_major(updates);
+    out: &mut [T],
+    wide: &mut Vec<f64>,
+) -> Result<(), String> {
+    blocks.check(out.len(), idx, updates.len())?;
     let inner = blocks.inner;
-    with_wide!(T, W => {
-        let mut sums = vec![W::zero(); out_shape.iter().product()];
-        let mut next = 0;
-        blocks.for_each_run(positions, |at| {
-            let run = &src[next..next + inner];
+    let mut next = 0;
+    if T::DTYPE == DType::F32 {
+        wide.clear();
+        wide.resize(out.len(), 0.0);
+        blocks.for_each_run(idx, |at| {
+            let run = &updates[next..next + inner];
             next += inner;
-            for (slot, &update) in sums[at..at + inner].iter_mut().zip(run) {
-                *slot = W::binary(BinaryOp::Add, *slot, W::of(update));
+            for (slot, &update) in wide[at..at + inner].iter_mut().zip(run) {
+                *slot = f64::binary(BinaryOp::Add, *slot, f64::of(update));
             }
         });
-        from_vec(out_shape, sums.into_iter().map(W::to::<T>).collect())
-    })
-}
-
-/// Stable sort order of `values` (NaN above every number): ascending, or descending with
-/// equal values still in index order.
-fn sort_order<W: Wide>(values: &[W], descending: bool) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..values.len()).collect();
-    order.sort_by(|&i, &j| {
-        let o = compare_nan(values[i], values[j], true);
-        if descending { o.reverse() } else { o }
-    });
-    order
+        for (o, &w) in out.iter_mut().zip(wide.iter()) {
+            *o = w.to::<T>();
+        }
+    } else {
+        with_wide!(T, W => {
+            out.fill(W::zero().to::<T>());
+            blocks.for_each_run(idx, |at| {
+                let run = &updates[next..next + inner];
+                next += inner;
+                for (slot, &update) in out[at..at + inner].iter_mut().zip(run) {
+                    *slot = W::binary(BinaryOp::Add, W::of(*slot), W::of(update)).to::<T>();
+                }
+            });
+        });
+    }
+    Ok(())
 }
 
 /// Indices (i64) of the `k` largest entries along the last axis, largest first; ties go to
@@ -190,40 +281,54 @@ fn top_k_typed<T: Element>(a: &ArrayD<T>, k: usize) -> Result<ArrayD<i64>, Strin
         return Err("top_k needs a tensor of rank >= 1".into());
     };
     let n = a.shape()[last];
+    let mut shape = a.shape().to_vec();
+    shape[last] = k;
+    let mut out = vec![0; shape.iter().product()];
+    top_k_into(&row_major(a), n, k, &mut out, &mut Vec::new())?;
+    from_vec(&shape, out)
+}
+
+/// The selection of a top_k: `src` is row-major with rows of `n`, `out` gets `k` indices
+/// per row; `order` is scratch (resized to `n`). Per row, the `k` winners are selected with
+/// `select_nth_unstable_by`, then only they are sorted, under the strict total order
+/// "larger first (NaN above every number, NaNs equal), then lower index" — exactly the
+/// first `k` of a stable full sort.
+pub(crate) fn top_k_into<T: Element>(
+    src: &[T],
+    n: usize,
+    k: usize,
+    out: &mut [i64],
+    order: &mut Vec<usize>,
+) -> Result<(), String> {
     if n < k {
         return Err(format!("top_k with k = {k} on a last axis of length {n}"));
     }
-    let mut shape = a.shape().to_vec();
-    shape[last] = k;
-    let mut out = Vec::with_capacity(shape.iter().product());
-    if k > 0 {
-        let src = row_major(a);
-        with_wide!(T, W => {
-            let mut values: Vec<W> = Vec::with_capacity(n);
-            let mut order: Vec<usize> = Vec::with_capacity(n);
-            for row in src.chunks_exact(n) {
-                values.clear();
-                values.extend(row.iter().map(|&v| W::of(v)));
-                order.clear();
-                order.extend(0..n);
-                // Largest first (NaN above every number), then the lower index: a strict
-                // total order, so selecting then sorting gives the full stable sort's
-                // first k exactly.
-                let before = |&i: &usize, &j: &usize| -> Ordering {
-                    compare_nan(values[i], values[j], true)
-                        .reverse()
-                        .then(i.cmp(&j))
-                };
-                if k < n {
-                    order.select_nth_unstable_by(k - 1, before);
-                    order.truncate(k);
-                }
-                order.sort_unstable_by(before);
-                out.extend(order.iter().map(|&i| i as i64));
-            }
-        });
+    if k == 0 {
+        return Ok(());
     }
-    from_vec(&shape, out)
+    if src.len() / n * k != out.len() {
+        return Err("internal error: top_k output does not fit its input".into());
+    }
+    with_wide!(T, W => {
+        for (row, dst) in src.chunks_exact(n).zip(out.chunks_exact_mut(k)) {
+            order.clear();
+            order.extend(0..n);
+            let before = |&i: &usize, &j: &usize| -> Ordering {
+                compare_nan(W::of(row[i]), W::of(row[j]), true)
+                    .reverse()
+                    .then(i.cmp(&j))
+            };
+            if k < n {
+                order.select_nth_unstable_by(k - 1, before);
+                order.truncate(k);
+            }
+            order.sort_unstable_by(before);
+            for (d, &i) in dst.iter_mut().zip(order.iter()) {
+                *d = i as i64;
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Indices (i64) that stably sort along `axis`: ascending puts NaN last, descending puts
@@ -244,16 +349,52 @@ fn argsort_typed<T: Element>(
     if axis >= a.ndim() {
         return Err(format!("axis {axis} is out of range for rank {}", a.ndim()));
     }
-    let mut out = ArrayD::zeros(a.raw_dim());
-    with_wide!(T, W => Zip::from(out.lanes_mut(Axis(axis)))
-    .and(a.lanes(Axis(axis)))
-    .for_each(|mut dst, src| {
-        let values: Vec<W> = src.iter().map(|&v| W::of(v)).collect();
-        for (d, i) in dst.iter_mut().zip(sort_order(&values, descending)) {
-            *d = i as i64;
+    let n = a.shape()[axis];
+    let inner: usize = a.shape()[axis + 1..].iter().product();
+    let mut out = vec![0; a.len()];
+    argsort_into(
+        &row_major(a),
+        n,
+        inner,
+        descending,
+        &mut out,
+        &mut Vec::new(),
+    );
+    from_vec(a.shape(), out)
+}
+
+/// The sort of an argsort along an axis of length `n` whose trailing axes hold `inner`
+/// elements: `src` and `out` are row-major and of equal length; `order` is scratch. Each
+/// lane is sorted (unstably, which is allocation-free) by value (NaN above every number,
+/// reversed when descending) then by index — the same order as a stable sort by value.
+pub(crate) fn argsort_into<T: Element>(
+    src: &[T],
+    n: usize,
+    inner: usize,
+    descending: bool,
+    out: &mut [i64],
+    order: &mut Vec<usize>,
+) {
+    let block = n * inner;
+    if block == 0 {
+        return;
+    }
+    with_wide!(T, W => {
+        for (s, d) in src.chunks_exact(block).zip(out.chunks_exact_mut(block)) {
+            for j in 0..inner {
+                order.clear();
+                order.extend(0..n);
+                order.sort_unstable_by(|&a, &b| {
+                    let o = compare_nan(W::of(s[a * inner + j]), W::of(s[b * inner + j]), true);
+                    let o = if descending { o.reverse() } else { o };
+                    o.then(a.cmp(&b))
+                });
+                for (t, &i) in order.iter().enumerate() {
+                    d[t * inner + j] = i as i64;
+                }
+            }
         }
-    }));
-    Ok(out)
+    });
 }
 
 /// The new full value of variable `var` after `var[spec] := value`: a copy of `var` with

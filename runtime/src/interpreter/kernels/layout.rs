@@ -4,6 +4,11 @@
 //! The copying ops work on contiguous row-major rows: they compute each row's offset once
 //! (an odometer over the outer axes, see [`for_each_row`]) and move whole runs of the last
 //! axis with `extend_from_slice`, never indexing element by element.
+//!
+//! The copies of `concat`, `pad`, `tile` and `roll` are slice-level functions
+//! (`*_into`: row-major input slices in, a caller-owned output slice out, nothing
+//! allocated for ranks up to [`STACK_RANK`]); the value-level kernels here and the
+//! executor's native interpreter steps (`exec/native.rs`) both call them.
 
 use super::{broadcast_view, from_vec, same_dtype, with_dtype};
 use flumen_frontend::op::SliceSpec;
@@ -19,40 +24,63 @@ pub(super) fn row_major<T: Clone>(a: &ArrayD<T>) -> Cow<'_, [T]> {
     }
 }
 
-/// Row-major strides (in elements) of `shape`.
-pub(super) fn strides(shape: &[usize]) -> Vec<usize> {
-    let mut strides = vec![1; shape.len()];
-    for i in (0..shape.len().saturating_sub(1)).rev() {
-        strides[i] = strides[i + 1] * shape[i + 1];
-    }
-    strides
+/// Ranks up to this use stack buffers for odometers and strides (no heap allocation).
+pub(crate) const STACK_RANK: usize = 16;
+
+/// Calls `f(buf)` with a zeroed `&mut [usize]` of length `n`: on the stack when
+/// `n <= STACK_RANK`, else on the heap.
+pub(crate) fn with_dims<R>(n: usize, f: impl FnOnce(&mut [usize]) -> R) -> R {
+    let mut stack = [0usize; STACK_RANK];
+    let mut heap = Vec::new();
+    let buf: &mut [usize] = if n <= STACK_RANK {
+        &mut stack[..n]
+    } else {
+        heap.resize(n, 0);
+        &mut heap
+    };
+    f(buf)
+}
+
+/// Calls `f(strides)` with the row-major strides (in elements) of `shape`, without heap
+/// allocation for ranks up to [`STACK_RANK`].
+pub(crate) fn with_strides<R>(shape: &[usize], f: impl FnOnce(&[usize]) -> R) -> R {
+    with_dims(shape.len(), |s| {
+        let mut acc = 1;
+        for (st, &d) in s.iter_mut().zip(shape).rev() {
+            *st = acc;
+            acc *= d;
+        }
+        f(s)
+    })
 }
 
 /// Calls `f(index)` for every index of `shape` in row-major order (none when an axis is
-/// empty, once with `[]` for rank 0), reusing one index buffer.
-pub(super) fn for_each_row(
+/// empty, once with `[]` for rank 0), reusing one index buffer (on the stack for ranks up
+/// to [`STACK_RANK`]).
+pub(crate) fn for_each_row(
     shape: &[usize],
     mut f: impl FnMut(&[usize]) -> Result<(), String>,
 ) -> Result<(), String> {
     if shape.contains(&0) {
         return Ok(());
     }
-    let mut index = vec![0; shape.len()];
-    loop {
-        f(&index)?;
-        let mut axis = shape.len();
+    with_dims(shape.len(), |index| {
         loop {
-            if axis == 0 {
-                return Ok(());
+            f(index)?;
+            let mut axis = shape.len();
+            loop {
+                if axis == 0 {
+                    return Ok(());
+                }
+                axis -= 1;
+                index[axis] += 1;
+                if index[axis] < shape[axis] {
+                    break;
+                }
+                index[axis] = 0;
             }
-            axis -= 1;
-            index[axis] += 1;
-            if index[axis] < shape[axis] {
-                break;
-            }
-            index[axis] = 0;
         }
-    }
+    })
 }
 
 /// The same elements in row-major order, in a new shape.
@@ -120,7 +148,7 @@ fn slice_typed<T: Copy>(a: &ArrayD<T>, spec: &SliceSpec) -> Result<ArrayD<T>, St
 /// of each selected element. A bad position is reported as the row-major element-by-element
 /// walk would first meet it.
 pub(super) fn slice_offsets(spec: &SliceSpec, shape: &[usize]) -> Result<Vec<Vec<usize>>, String> {
-    let strides = strides(shape);
+    let strides: Vec<usize> = with_strides(shape, <[usize]>::to_vec);
     let mut first_error = None;
     let offsets = spec
         .dims
@@ -190,13 +218,62 @@ fn concat_typed<T: Element>(inputs: &[&Value], axis: usize) -> Result<ArrayD<T>,
         .iter()
         .map(|a| (row_major(a), a.shape()[axis] * inner))
         .collect();
-    let mut data = Vec::with_capacity(out_shape.iter().product());
+    let mut data = vec![T::default(); out_shape.iter().product()];
+    concat_into(&mut data, outer, sources.len(), |i| {
+        (&*sources[i].0, sources[i].1)
+    })?;
+    from_vec(&out_shape, data)
+}
+
+/// The copy of a concatenation: for each of `outer` blocks, input `i`'s chunk of
+/// `source(i) = (data, chunk)` elements (its axis length times the inner size), inputs in
+/// order, into `out` (row-major, `outer · Σ chunk` elements).
+pub(crate) fn concat_into<'a, T: Copy + 'a>(
+    out: &mut [T],
+    outer: usize,
+    count: usize,
+    source: impl Fn(usize) -> (&'a [T], usize),
+) -> Result<(), String> {
+    let mut at = 0;
     for o in 0..outer {
-        for (src, chunk) in &sources {
-            data.extend_from_slice(&src[o * chunk..(o + 1) * chunk]);
+        for i in 0..count {
+            let (src, chunk) = source(i);
+            let (from, to) = (o * chunk, (o + 1) * chunk);
+            match (src.get(from..to), out.get_mut(at..at + chunk)) {
+                (Some(s), Some(d)) => d.copy_from_slice(s),
+                _ => return Err(format!("internal error: concat input {i} does not fit")),
+            }
+            at += chunk;
         }
     }
-    from_vec(&out_shape, data)
+    if at != out.len() {
+        return Err("internal error: concat inputs do not fill the output".into());
+    }
+    Ok(())
+}
+
+/// Whether `paddings` take `shape` to `out_shape`, or the error naming them.
+pub(crate) fn check_pad(
+    shape: &[usize],
+    paddings: &[(usize, usize)],
+    out_shape: &[usize],
+) -> Result<(), String> {
+    let fits = paddings.len() == shape.len()
+        && out_shape.len() == shape.len()
+        && paddings
+            .iter()
+            .zip(shape)
+            .zip(out_shape)
+            .all(|((&(before, after), &d), &o)| {
+                before.checked_add(d).and_then(|n| n.checked_add(after)) == Some(o)
+            });
+    if fits {
+        Ok(())
+    } else {
+        Err(format!(
+            "paddings {paddings:?} do not take shape {shape:?} to {out_shape:?}"
+        ))
+    }
 }
 
 /// Pad with `value` (converted to the dtype) to `out_shape`: `paddings[i] = (before,
@@ -207,84 +284,118 @@ pub(in crate::interpreter) fn pad(
     value: Scalar,
     out_shape: &[usize],
 ) -> Result<Value, String> {
-    let fits = paddings.len() == x.shape().len()
-        && out_shape.len() == x.shape().len()
-        && paddings
-            .iter()
-            .zip(x.shape())
-            .zip(out_shape)
-            .all(|((&(before, after), &d), &o)| {
-                before.checked_add(d).and_then(|n| n.checked_add(after)) == Some(o)
-            });
-    if !fits {
-        return Err(format!(
-            "paddings {paddings:?} do not take shape {:?} to {out_shape:?}",
-            x.shape()
-        ));
-    }
+    check_pad(x.shape(), paddings, out_shape)?;
     let fill = Value::full(x.dtype(), &[], value);
     map_value!(x, a => {
         let fill = same_dtype(&fill, "the pad value")?.first().copied().unwrap_or_default();
         let mut out = vec![fill; out_shape.iter().product()];
-        // The input goes to `before..before + len` of every axis.
-        let out_strides = strides(out_shape);
-        let start: usize = paddings.iter().zip(&out_strides).map(|(p, s)| p.0 * s).sum();
-        let src = row_major(a);
-        if let Some((&width, outer)) = a.shape().split_last() {
-            let mut rows = src.chunks_exact(width.max(1));
-            if width > 0 {
-                for_each_row(outer, |row| {
-                    let at = start + row.iter().zip(&out_strides).map(|(j, s)| j * s).sum::<usize>();
-                    let run = rows.next().ok_or("internal error: pad ran out of input rows")?;
-                    out[at..at + width].copy_from_slice(run);
-                    Ok(())
-                })?;
-            }
-        } else {
-            out.copy_from_slice(&src);
-        }
+        pad_into(&row_major(a), a.shape(), paddings, out_shape, fill, &mut out)?;
         from_vec(out_shape, out).map(Value::from)
     })
+}
+
+/// The copy of a pad (shapes already checked by [`check_pad`]): `out` (row-major,
+/// `out_shape`) is filled with `fill`, then each row of `src` (row-major, `shape`) goes to
+/// `before..before + len` of every axis.
+pub(crate) fn pad_into<T: Copy>(
+    src: &[T],
+    shape: &[usize],
+    paddings: &[(usize, usize)],
+    out_shape: &[usize],
+    fill: T,
+    out: &mut [T],
+) -> Result<(), String> {
+    out.fill(fill);
+    with_strides(out_shape, |out_strides| {
+        let start: usize = paddings.iter().zip(out_strides).map(|(p, s)| p.0 * s).sum();
+        let Some((&width, outer)) = shape.split_last() else {
+            out.copy_from_slice(src);
+            return Ok(());
+        };
+        if width == 0 {
+            return Ok(());
+        }
+        let mut rows = src.chunks_exact(width);
+        for_each_row(outer, |row| {
+            let at = start
+                + row
+                    .iter()
+                    .zip(out_strides)
+                    .map(|(j, s)| j * s)
+                    .sum::<usize>();
+            let run = rows
+                .next()
+                .ok_or("internal error: pad ran out of input rows")?;
+            out.get_mut(at..at + width)
+                .ok_or("internal error: a pad row is outside the output")?
+                .copy_from_slice(run);
+            Ok(())
+        })
+    })
+}
+
+/// Whether `shape` tiles to `out_shape` (every output axis a multiple of the input's), or
+/// the error naming them.
+pub(crate) fn check_tile(shape: &[usize], out_shape: &[usize]) -> Result<(), String> {
+    let fits = out_shape.len() == shape.len()
+        && shape
+            .iter()
+            .zip(out_shape)
+            .all(|(&d, &o)| if d == 0 { o == 0 } else { o % d == 0 });
+    if fits {
+        Ok(())
+    } else {
+        Err(format!("shape {shape:?} does not tile to {out_shape:?}"))
+    }
 }
 
 /// Repeat the input along every axis to `out_shape` (a multiple of the input's shape):
 /// `out[o] = in[o mod shape]`.
 pub(in crate::interpreter) fn tile(x: &Value, out_shape: &[usize]) -> Result<Value, String> {
-    let fits = out_shape.len() == x.shape().len()
-        && x.shape()
-            .iter()
-            .zip(out_shape)
-            .all(|(&d, &o)| if d == 0 { o == 0 } else { o % d == 0 });
-    if !fits {
-        return Err(format!(
-            "shape {:?} does not tile to {out_shape:?}",
-            x.shape()
-        ));
-    }
+    check_tile(x.shape(), out_shape)?;
     map_value!(x, a => {
-        let numel: usize = out_shape.iter().product();
-        let src = row_major(a);
-        let Some((&width, outer)) = a.shape().split_last() else {
-            return from_vec(out_shape, src.to_vec()).map(Value::from);
-        };
-        let mut data = Vec::with_capacity(numel);
-        if numel > 0 {
-            let in_strides = strides(a.shape());
-            let repeats = out_shape[outer.len()] / width;
-            for_each_row(&out_shape[..outer.len()], |row| {
-                let at: usize = row
-                    .iter()
-                    .zip(outer)
-                    .zip(&in_strides)
-                    .map(|((&o, &d), s)| (o % d) * s)
-                    .sum();
-                for _ in 0..repeats {
-                    data.extend_from_slice(&src[at..at + width]);
-                }
-                Ok(())
-            })?;
-        }
+        let mut data = vec![Default::default(); out_shape.iter().product()];
+        tile_into(&row_major(a), a.shape(), out_shape, &mut data)?;
         from_vec(out_shape, data).map(Value::from)
+    })
+}
+
+/// The copy of a tile (shapes already checked by [`check_tile`]): `src` is row-major
+/// `shape`, `out` row-major `out_shape`; per output row, the source row is repeated.
+pub(crate) fn tile_into<T: Copy>(
+    src: &[T],
+    shape: &[usize],
+    out_shape: &[usize],
+    out: &mut [T],
+) -> Result<(), String> {
+    let Some((&width, outer)) = shape.split_last() else {
+        out.copy_from_slice(src);
+        return Ok(());
+    };
+    if out.is_empty() {
+        return Ok(());
+    }
+    let repeats = out_shape[outer.len()] / width;
+    let mut at_out = 0;
+    with_strides(shape, |in_strides| {
+        for_each_row(&out_shape[..outer.len()], |row| {
+            let at: usize = row
+                .iter()
+                .zip(outer)
+                .zip(in_strides)
+                .map(|((&o, &d), s)| (o % d) * s)
+                .sum();
+            let run = src
+                .get(at..at + width)
+                .ok_or("internal error: a tile row is outside the input")?;
+            for _ in 0..repeats {
+                out.get_mut(at_out..at_out + width)
+                    .ok_or("internal error: tile ran past the output")?
+                    .copy_from_slice(run);
+                at_out += width;
+            }
+            Ok(())
+        })
     })
 }
 
@@ -299,20 +410,30 @@ pub(in crate::interpreter) fn roll(x: &Value, shift: i64, axis: usize) -> Result
     if n == 0 {
         return Ok(x.clone());
     }
-    // The shift reduced into 0..n; computed in i128 so no shift overflows.
-    let n_wide = n as i128;
-    let shift = usize::try_from((shift as i128).rem_euclid(n_wide)).unwrap_or(0);
     let inner: usize = x.shape()[axis + 1..].iter().product();
+    map_value!(x, a => {
+        let src = row_major(a);
+        let mut data = vec![Default::default(); src.len()];
+        roll_into(&src, n, inner, shift, &mut data);
+        from_vec(a.shape(), data).map(Value::from)
+    })
+}
+
+/// The copy of a roll by `shift` along an axis of length `n` whose trailing axes hold
+/// `inner` elements: `src` and `out` are row-major and of equal length (a multiple of
+/// `n · inner`).
+pub(crate) fn roll_into<T: Copy>(src: &[T], n: usize, inner: usize, shift: i64, out: &mut [T]) {
+    if n == 0 || inner == 0 {
+        return;
+    }
+    // The shift reduced into 0..n; computed in i128 so no shift overflows.
+    let shift = usize::try_from((shift as i128).rem_euclid(n as i128)).unwrap_or(0);
     // out[.., j, ..] for j < shift comes from in[.., n − shift + j, ..], the rest from
     // in[.., j − shift, ..]: two contiguous runs per outer index.
     let split = (n - shift) * inner;
-    map_value!(x, a => {
-        let src = row_major(a);
-        let mut data = Vec::with_capacity(src.len());
-        for block in src.chunks_exact((n * inner).max(1)) {
-            data.extend_from_slice(&block[split..]);
-            data.extend_from_slice(&block[..split]);
-        }
-        from_vec(a.shape(), data).map(Value::from)
-    })
+    let block = n * inner;
+    for (s, d) in src.chunks_exact(block).zip(out.chunks_exact_mut(block)) {
+        d[..block - split].copy_from_slice(&s[split..]);
+        d[block - split..].copy_from_slice(&s[..split]);
+    }
 }

@@ -13,14 +13,14 @@
 //! as an `Err`, and use non-panicking accessors so that a broken invariant is an error, not
 //! a crash.
 
-pub(super) mod elementwise;
-pub(super) mod expm;
-pub(super) mod index;
-pub(super) mod layout;
-pub(super) mod linalg;
-pub(super) mod lu;
-pub(super) mod random;
-pub(super) mod reduce;
+pub(crate) mod elementwise;
+pub(crate) mod expm;
+pub(crate) mod index;
+pub(crate) mod layout;
+pub(crate) mod linalg;
+pub(crate) mod lu;
+pub(crate) mod random;
+pub(crate) mod reduce;
 
 use flumen_frontend::op::{BinaryOp, UnaryOp};
 use flumen_frontend::{DType, Element};
@@ -140,7 +140,7 @@ macro_rules! with_wide {
         }
     };
 }
-pub(super) use with_wide;
+pub(crate) use with_wide;
 
 /// Run `$body` with the type alias `$t` bound to the element type of `$dtype`.
 macro_rules! with_dtype {
@@ -173,7 +173,7 @@ macro_rules! with_dtype {
         }
     };
 }
-pub(super) use with_dtype;
+pub(crate) use with_dtype;
 
 /// Total order on wide values in which NaN is either above (`nan_high`) or below every
 /// number, and NaNs are equal to each other.

@@ -19,6 +19,24 @@ pub(in crate::interpreter) fn random(
     seed: u64,
     counter: u64,
 ) -> Result<Value, String> {
+    let numel: usize = shape.iter().product();
+    with_dtype!(dtype, T => {
+        let mut data: Vec<T> = vec![T::default(); numel];
+        random_into(dist, seed, counter, &mut data)?;
+        from_vec(shape, data).map(Value::from)
+    })
+}
+
+/// Fill `out` (row-major) with the samples of execution `counter` of a random op: element
+/// `i` is `dist.sample(seed, counter, i)` converted to the dtype (integers are sampled as
+/// exact integers). Errors when the distribution cannot produce the dtype.
+pub(crate) fn random_into<T: Element>(
+    dist: &Distribution,
+    seed: u64,
+    counter: u64,
+    out: &mut [T],
+) -> Result<(), String> {
+    let dtype = T::DTYPE;
     if !dist.accepts(dtype) {
         return Err(format!("{} cannot produce {dtype}", dist.name()));
     }
@@ -30,13 +48,14 @@ pub(in crate::interpreter) fn random(
             ));
         }
     }
-    let numel: usize = shape.iter().product();
-    with_dtype!(dtype, T => {
-        let data: Vec<T> = (0..numel as u64)
-            .map(|i| if T::DTYPE.is_int() { T::from_i64(dist.sample_i64(seed, counter, i)) } else { T::from_f64(dist.sample(seed, counter, i)) })
-            .collect();
-        from_vec(shape, data).map(Value::from)
-    })
+    for (i, o) in (0u64..).zip(out.iter_mut()) {
+        *o = if dtype.is_int() {
+            T::from_i64(dist.sample_i64(seed, counter, i))
+        } else {
+            T::from_f64(dist.sample(seed, counter, i))
+        };
+    }
+    Ok(())
 }
 
 /// `num_samples` category indices per row of `logits` `[batch, classes]`: sample `(b, s)`

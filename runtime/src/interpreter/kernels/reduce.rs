@@ -132,25 +132,50 @@ fn cumsum_typed<T: Element>(
         return Err(format!("axis {axis} is out of range for rank {}", a.ndim()));
     }
     let mut out = a.as_standard_layout().into_owned();
+    let n = a.shape()[axis];
+    let inner: usize = a.shape()[axis + 1..].iter().product();
+    let data = out
+        .as_slice_mut()
+        .ok_or("internal error: cumsum output is not contiguous")?;
+    cumsum_in_place(data, n, inner, exclusive, reverse);
+    Ok(out)
+}
+
+/// The sums of a cumsum along an axis of length `n` whose trailing axes hold `inner`
+/// elements, in place on row-major `data`: each lane is accumulated in the wide type and
+/// rounded once per element (exclusive: the sum before the element; reverse: from the end).
+pub(crate) fn cumsum_in_place<T: Element>(
+    data: &mut [T],
+    n: usize,
+    inner: usize,
+    exclusive: bool,
+    reverse: bool,
+) {
+    let block = n * inner;
+    if block == 0 {
+        return;
+    }
     with_wide!(T, W => {
-        for mut lane in out.lanes_mut(Axis(axis)) {
-            let mut acc = W::zero();
-            let mut step = |slot: &mut T| {
-                let here = W::of(*slot);
-                if exclusive {
-                    *slot = acc.to();
-                    acc = W::binary(BinaryOp::Add, acc, here);
+        for chunk in data.chunks_exact_mut(block) {
+            for j in 0..inner {
+                let mut acc = W::zero();
+                let mut step = |slot: &mut T| {
+                    let here = W::of(*slot);
+                    if exclusive {
+                        *slot = acc.to();
+                        acc = W::binary(BinaryOp::Add, acc, here);
+                    } else {
+                        acc = W::binary(BinaryOp::Add, acc, here);
+                        *slot = acc.to();
+                    }
+                };
+                let lane = chunk[j..].iter_mut().step_by(inner);
+                if reverse {
+                    lane.rev().for_each(&mut step);
                 } else {
-                    acc = W::binary(BinaryOp::Add, acc, here);
-                    *slot = acc.to();
+                    lane.for_each(&mut step);
                 }
-            };
-            if reverse {
-                lane.iter_mut().rev().for_each(&mut step);
-            } else {
-                lane.iter_mut().for_each(&mut step);
             }
         }
     });
-    Ok(out)
 }

@@ -1,0 +1,446 @@
+//! The executor's native interpreter steps (`exec/native.rs`: gather, scatter_add, concat,
+//! pad, tile, roll, top_k, argsort, cumsum, random) against `eval_op`, through
+//! [`run_steps`] on raw buffers exactly as an executable runs them: on random shapes
+//! (empty axes included), every dtype, i32 and i64 indices, negative and extreme roll
+//! shifts, every pad scalar kind, and out-of-range indices, whose error must be the
+//! interpreter's, word for word. Results must be bit-identical (these ops move data or
+//! accumulate in the interpreter's order).
+//!
+//! The test binary counts heap allocations per thread: a repeated native step must
+//! allocate nothing (which also proves the native path ran — the `eval_op` fallback
+//! allocates its input copies and its result).
+
+use flumen_frontend::op::{Distribution, Op, TensorType};
+use flumen_frontend::{DType, GraphError, Scalar, Value, map_value};
+use flumen_runtime::exec::{BufId, BufferDecl, Step, Storage, run_steps};
+use flumen_runtime::{EvalContext, eval_op};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+/// Counts the allocations of the current thread.
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; the counter is a const-initialised
+// thread-local without a destructor, so touching it never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocs() -> usize {
+    ALLOCS.with(Cell::get)
+}
+
+/// A small xorshift generator, so the cases are reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// Uniform in `lo..hi` (`hi > lo`).
+    fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next() % (hi - lo) as u64) as usize
+    }
+    fn shape(&mut self, rank: usize, max: usize) -> Vec<usize> {
+        (0..rank).map(|_| self.range(0, max + 1)).collect()
+    }
+    fn dtype(&mut self) -> DType {
+        [
+            DType::F32,
+            DType::F64,
+            DType::I32,
+            DType::I64,
+            DType::U8,
+            DType::Bool,
+        ][self.range(0, 6)]
+    }
+    /// Values with ties, signed zeros, NaN and infinities among the floats, and extremes
+    /// among the integers (so sums wrap).
+    fn value(&mut self, dtype: DType, shape: &[usize]) -> Value {
+        let n: usize = shape.iter().product();
+        let f: Vec<f64> = (0..n)
+            .map(|_| match self.range(0, 16) {
+                0 => f64::NAN,
+                1 => -0.0,
+                2 => f64::INFINITY,
+                3 => (self.range(0, 8) as f64) * 0.5,
+                _ => (self.next() % 20_000) as f64 / 7.0 - 1400.0,
+            })
+            .collect();
+        let i: Vec<i64> = (0..n)
+            .map(|_| match self.range(0, 8) {
+                0 => i64::MAX - self.range(0, 3) as i64,
+                1 => i32::MAX as i64,
+                _ => self.range(0, 600) as i64 - 300,
+            })
+            .collect();
+        let v = match dtype {
+            DType::F32 => Value::from_vec(shape, f.iter().map(|&x| x as f32).collect()),
+            DType::F64 => Value::from_vec(shape, f),
+            DType::I32 => Value::from_vec(shape, i.iter().map(|&x| x as i32).collect()),
+            DType::I64 => Value::from_vec(shape, i),
+            DType::U8 => Value::from_vec(shape, i.iter().map(|&x| x as u8).collect()),
+            DType::Bool => Value::from_vec(shape, i.iter().map(|&x| x % 2 == 0).collect()),
+        };
+        v.expect("data fills the shape")
+    }
+    /// Indices for an axis of length `len`: in range, except (with `bad`) one random
+    /// element set to `len` or a negative number.
+    fn indices(&mut self, shape: &[usize], len: usize, bad: bool) -> Value {
+        let n: usize = shape.iter().product();
+        let mut data: Vec<i64> = (0..n)
+            .map(|_| {
+                if len == 0 {
+                    0
+                } else {
+                    self.range(0, len) as i64
+                }
+            })
+            .collect();
+        if bad && n > 0 {
+            let at = self.range(0, n);
+            data[at] = if self.range(0, 2) == 0 {
+                len as i64
+            } else {
+                -1 - self.range(0, 5) as i64
+            };
+        }
+        let v = Value::from_vec(shape, data).expect("fills");
+        if self.range(0, 2) == 0 {
+            v.cast(DType::I32)
+        } else {
+            v
+        }
+    }
+}
+
+/// The value's row-major bytes.
+fn bytes(v: &Value) -> Vec<u8> {
+    map_value!(v, a => {
+        let a = a.as_standard_layout();
+        let s = a.as_slice().expect("standard layout");
+        // SAFETY: plain old data (bools are single bytes).
+        unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<u8>(), std::mem::size_of_val(s)) }
+            .to_vec()
+    })
+}
+
+/// 64-byte-aligned storage holding `data`, padded to at least one word.
+fn storage(data: &[u8], len: usize) -> Vec<[u64; 8]> {
+    let mut words = vec![[0x5a5a_5a5a_5a5a_5a5au64; 8]; len.div_ceil(64).max(1)];
+    // SAFETY: the words hold at least `len` bytes.
+    let dst = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) };
+    dst[..data.len()].copy_from_slice(data);
+    words
+}
+
+/// Run `op` as one interpreter step of an executable on raw buffers holding `inputs`;
+/// returns the output's bytes (or the error's text) and the allocations of a second,
+/// identical run of the same step.
+fn run_step(op: &Op, inputs: &[Value], ty: &TensorType) -> (Result<Vec<u8>, String>, usize) {
+    let mut bufs: Vec<Vec<[u64; 8]>> = inputs
+        .iter()
+        .map(|v| {
+            let data = bytes(v);
+            storage(&data, data.len())
+        })
+        .collect();
+    let out_bytes = ty.numel() * ty.dtype.size_bytes();
+    bufs.push(storage(&[], out_bytes));
+    let ptrs: Vec<*mut u8> = bufs.iter_mut().map(|b| b.as_mut_ptr().cast()).collect();
+    let mut decls: Vec<BufferDecl> = inputs
+        .iter()
+        .map(|v| BufferDecl {
+            dtype: v.dtype(),
+            numel: v.len(),
+            storage: Storage::Arena { offset: 0 },
+        })
+        .collect();
+    decls.push(BufferDecl {
+        dtype: ty.dtype,
+        numel: ty.numel(),
+        storage: Storage::Arena { offset: 0 },
+    });
+    let steps = [Step::Interpret {
+        op: op.clone(),
+        name: "node".into(),
+        inputs: inputs
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (BufId(i), TensorType::new(v.dtype(), v.shape())))
+            .collect(),
+        output: BufId(inputs.len()),
+        ty: ty.clone(),
+    }];
+    let mut args = Vec::new();
+    let mut run = || {
+        // SAFETY: each buffer holds its declared elements; the output has room for `ty`.
+        unsafe { run_steps(&steps, &decls, &ptrs, &mut |_| 3, &mut args) }
+            .map_err(|e| e.to_string())
+    };
+    let first = run();
+    let before = allocs();
+    let second = run();
+    let during = allocs() - before;
+    assert_eq!(first.is_ok(), second.is_ok());
+    // SAFETY: the output storage holds `out_bytes`.
+    let out = unsafe { std::slice::from_raw_parts(ptrs[inputs.len()], out_bytes) }.to_vec();
+    (first.map(|()| out), during)
+}
+
+/// Check one case: native step vs `eval_op` (counter 3), bit for bit or error for error;
+/// a successful repeated native step allocates nothing. Returns false when the op's shape
+/// rule rejects the inputs (no case).
+fn check(op: &Op, inputs: &[Value]) -> bool {
+    let types: Vec<TensorType> = inputs
+        .iter()
+        .map(|v| TensorType::new(v.dtype(), v.shape()))
+        .collect();
+    let Ok(ty) = op.infer(&types) else {
+        return false;
+    };
+    let refs: Vec<&Value> = inputs.iter().collect();
+    let expected = eval_op(op, &refs, &ty, EvalContext { counter: 3 })
+        .map(|v| bytes(&v))
+        .map_err(|m| GraphError::runtime(op.name(), "node", m).to_string());
+    let (got, allocs) = run_step(op, inputs, &ty);
+    let shapes: Vec<&[usize]> = inputs.iter().map(Value::shape).collect();
+    assert_eq!(got, expected, "{op:?} on {types:?} ({shapes:?})");
+    if got.is_ok() {
+        assert_eq!(
+            allocs, 0,
+            "{op:?} on {types:?}: the repeated step allocated"
+        );
+    }
+    true
+}
+
+#[test]
+fn gather_and_scatter_add_match_the_interpreter() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let (mut cases, mut errors) = (0, 0);
+    for case in 0..600 {
+        let rank = rng.range(1, 5);
+        let ps = rng.shape(rank, 4);
+        let axis = rng.range(0, rank);
+        let bd = rng.range(0, axis + 1);
+        let mut is = ps[..bd].to_vec();
+        let extra = rng.range(0, 3);
+        is.extend(rng.shape(extra, 3));
+        let bad = case % 5 == 0;
+        let idx = rng.indices(&is, ps[axis], bad);
+        let dtype = rng.dtype();
+        let params = rng.value(dtype, &ps);
+        let gather = Op::Gather {
+            axis,
+            batch_dims: bd,
+        };
+        cases += check(&gather, &[params.clone(), idx.clone()]) as usize;
+        // scatter_add: updates shaped like gather's output, summed into `dim = ps[axis]`.
+        let us = [&ps[..axis], &is[bd..], &ps[axis + 1..]].concat();
+        let updates = rng.value(dtype, &us);
+        let scatter = Op::ScatterAdd {
+            axis,
+            batch_dims: bd,
+            dim: ps[axis],
+        };
+        let ok = check(&scatter, &[updates.clone(), idx.clone()]);
+        cases += ok as usize;
+        if ok && bad && !idx.is_empty() {
+            errors += 1;
+        }
+    }
+    assert!(cases > 1000, "only {cases} valid cases");
+    assert!(errors > 50, "only {errors} out-of-range cases");
+}
+
+#[test]
+fn a_bad_index_is_the_interpreters_error() {
+    let params = Value::from_vec(&[3, 2], vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+    let idx = Value::from_vec(&[2], vec![1i64, 7]).unwrap();
+    let op = Op::Gather {
+        axis: 0,
+        batch_dims: 0,
+    };
+    let ty = TensorType::new(DType::F32, vec![2, 2]);
+    let (got, _) = run_step(&op, &[params, idx], &ty);
+    let msg = got.unwrap_err();
+    assert!(
+        msg.contains("gather")
+            && msg.contains("node")
+            && msg.contains("index 7 is out of range for axis 0 of length 3"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn layout_ops_match_the_interpreter() {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut cases = 0;
+    for _ in 0..400 {
+        let dtype = rng.dtype();
+        let rank = rng.range(0, 5);
+        let shape = rng.shape(rank, 4);
+        let x = rng.value(dtype, &shape);
+        if rank > 0 {
+            let axis = rng.range(0, rank);
+            // concat: 1..=3 inputs differing on `axis`.
+            let inputs: Vec<Value> = (0..rng.range(1, 4))
+                .map(|_| {
+                    let mut s = shape.clone();
+                    s[axis] = rng.range(0, 4);
+                    rng.value(dtype, &s)
+                })
+                .collect();
+            cases += check(&Op::Concat { axis }, &inputs) as usize;
+            let shift = match rng.range(0, 6) {
+                0 => i64::MIN,
+                1 => i64::MAX,
+                _ => rng.range(0, 21) as i64 - 10,
+            };
+            cases += check(&Op::Roll { shift, axis }, std::slice::from_ref(&x)) as usize;
+        }
+        let paddings: Vec<(usize, usize)> = (0..rank)
+            .map(|_| (rng.range(0, 3), rng.range(0, 3)))
+            .collect();
+        let value = match rng.range(0, 4) {
+            0 => Scalar::Float(-2.75),
+            1 => Scalar::Int(-3),
+            2 => Scalar::Int(i64::MAX - 1),
+            _ => Scalar::Bool(true),
+        };
+        cases += check(&Op::Pad { paddings, value }, std::slice::from_ref(&x)) as usize;
+        let multiples: Vec<usize> = (0..rank).map(|_| rng.range(0, 4)).collect();
+        cases += check(&Op::Tile(multiples), std::slice::from_ref(&x)) as usize;
+    }
+    assert!(cases > 1200, "only {cases} valid cases");
+}
+
+#[test]
+fn sorts_and_cumsum_match_the_interpreter() {
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let mut cases = 0;
+    for _ in 0..400 {
+        let dtype = rng.dtype();
+        let rank = rng.range(1, 4);
+        let shape = rng.shape(rank, 6);
+        let x = rng.value(dtype, &shape);
+        let k = rng.range(0, shape[rank - 1] + 1);
+        cases += check(&Op::TopK { k }, std::slice::from_ref(&x)) as usize;
+        let axis = rng.range(0, rank);
+        let descending = rng.range(0, 2) == 0;
+        cases += check(&Op::ArgSort { axis, descending }, std::slice::from_ref(&x)) as usize;
+        let (exclusive, reverse) = (rng.range(0, 2) == 0, rng.range(0, 2) == 0);
+        let cumsum = Op::Cumsum {
+            axis,
+            exclusive,
+            reverse,
+        };
+        cases += check(&cumsum, std::slice::from_ref(&x)) as usize;
+    }
+    assert!(cases > 900, "only {cases} valid cases");
+}
+
+#[test]
+fn random_ops_match_the_interpreter() {
+    let mut rng = Rng(0x0bad_cafe_f00d_d00d);
+    let dists = [
+        Distribution::Normal {
+            mean: 1.0,
+            stddev: 2.0,
+        },
+        Distribution::TruncatedNormal {
+            mean: 0.0,
+            stddev: 0.5,
+        },
+        Distribution::Uniform {
+            low: -1.0,
+            high: 3.0,
+        },
+        Distribution::UniformInt { low: -5, high: 9 },
+        Distribution::UniformInt {
+            low: i64::MIN,
+            high: i64::MAX,
+        },
+    ];
+    let mut cases = 0;
+    for _ in 0..60 {
+        for dist in &dists {
+            let rank = rng.range(0, 4);
+            let op = Op::Random {
+                dist: *dist,
+                dtype: rng.dtype(),
+                shape: rng.shape(rank, 5),
+                seed: rng.next(),
+            };
+            cases += check(&op, &[]) as usize;
+        }
+    }
+    assert!(cases > 50, "only {cases} valid cases");
+}
+
+#[test]
+fn the_counter_sees_the_copying_fallback() {
+    // argmax has no native path: its repeated step copies inputs into values.
+    let x = Value::from_vec(&[2, 3], vec![1.0f32, 5.0, 2.0, 7.0, 0.0, 9.0]).unwrap();
+    let op = Op::ArgReduce {
+        op: flumen_frontend::op::ArgReduceOp::ArgMax,
+        axis: 1,
+        dtype: DType::I64,
+    };
+    let ty = TensorType::new(DType::I64, vec![2]);
+    let (got, allocs) = run_step(&op, &[x], &ty);
+    assert_eq!(got.unwrap(), bytes(&Value::from(vec![1i64, 2])));
+    assert!(allocs > 0, "the fallback step should allocate");
+}
+
+#[test]
+fn an_output_overlapping_its_input_falls_back_to_copies() {
+    // Output and input in one buffer (no planner does this; the native path must not
+    // alias them and the copying fallback must still be right).
+    let x: Vec<f32> = (0..12).map(|i| i as f32).collect();
+    let mut buf = storage(&bytes(&Value::from_vec(&[3, 4], x.clone()).unwrap()), 48);
+    let p: *mut u8 = buf.as_mut_ptr().cast();
+    let ty = TensorType::new(DType::F32, vec![3, 4]);
+    let steps = [Step::Interpret {
+        op: Op::Roll { shift: 1, axis: 1 },
+        name: "roll".into(),
+        inputs: vec![(BufId(0), ty.clone())],
+        output: BufId(0),
+        ty,
+    }];
+    let decls = [BufferDecl {
+        dtype: DType::F32,
+        numel: 12,
+        storage: Storage::Arena { offset: 0 },
+    }];
+    // SAFETY: the buffer holds 12 f32.
+    unsafe { run_steps(&steps, &decls, &[p], &mut |_| 0, &mut Vec::new()) }.unwrap();
+    // SAFETY: as above.
+    let got = unsafe { std::slice::from_raw_parts(p as *const f32, 12) };
+    let want: Vec<f32> = [3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9, 10]
+        .iter()
+        .map(|&i| i as f32)
+        .collect();
+    assert_eq!(got, want.as_slice());
+}
