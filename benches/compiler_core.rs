@@ -7,7 +7,10 @@
 //! - `first_call/train_step`: build the training graph, open a fresh session, run one step
 //!   (compile + variable initialisation + the step); the compile report's pass, lowering
 //!   and code-generation times are printed as a `FLUMEN_JSON` line;
-//! - `gemm_1024/matmul_into/{1,2}`: `c = a·b`, f32, 1024³, in a rayon pool of 1 and 2 threads.
+//! - `gemm_1024/matmul_into/{1,2}`: `c = a·b`, f32, 1024³, in a rayon pool of 1 and 2 threads;
+//! - `gemv_784x300/{gemm,avx512,portable}/{1,2}`: the batch-1 layer-1 product alone
+//!   (1×784 · 784×300, f32) on each matrix-product kernel, in pools of 1 and 2 threads (with
+//!   2, the small-m kernels split the columns over both).
 //!
 //! Everything but the single-thread GEMM runs in a rayon pool of `FLUMEN_BENCH_THREADS`
 //! threads (default 2). `benches/peers/run_all.py` runs this and the Python peers together.
@@ -19,7 +22,7 @@ mod common;
 
 use common::{BATCH, TrainGraph};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use flumen::runtime::exec::{MatMulDims, matmul_into};
+use flumen::runtime::exec::{GemvImpl, MatMulDims, MatMulKernel, matmul_into, matmul_into_with};
 use flumen::{Backend, DType, Session, Value};
 use std::time::{Duration, Instant};
 
@@ -127,6 +130,9 @@ fn first_call(c: &mut Criterion) {
         })
     });
     group.finish();
+    if parts.is_empty() {
+        return; // filtered out
+    }
     let keys = [
         "build_ms",
         "first_run_ms",
@@ -187,9 +193,72 @@ fn gemm(c: &mut Criterion) {
         });
     }
     group.finish();
+    // Once more, so the check holds when a filter skipped the group.
+    // SAFETY: as above.
+    unsafe {
+        matmul_into(
+            DType::F32,
+            a.as_ptr() as *const u8,
+            b.as_ptr() as *const u8,
+            out.as_mut_ptr() as *mut u8,
+            &dims,
+            None,
+        )
+    };
     let expected: f32 = (0..N).map(|k| a[k] * b[k * N]).sum();
     assert!((out[0] - expected).abs() <= 1e-3 * expected.abs().max(1.0));
 }
 
-criterion_group!(benches, train_step, inference, first_call, gemm);
+fn gemv(c: &mut Criterion) {
+    let (k, n) = (784, 300);
+    let a: Vec<f32> = (0..k).map(|i| (i % 17) as f32 * 0.25 - 2.0).collect();
+    let b: Vec<f32> = (0..k * n).map(|i| (i % 13) as f32 * 0.5 - 3.0).collect();
+    let dims = MatMulDims {
+        batch: 1,
+        m: 1,
+        n,
+        k,
+        transpose_a: false,
+        transpose_b: false,
+        a_batch_stride: 0,
+        b_batch_stride: 0,
+    };
+    let mut kernels = vec![
+        ("gemm", MatMulKernel::Gemm),
+        ("portable", MatMulKernel::SmallM(GemvImpl::Portable)),
+    ];
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        kernels.insert(1, ("avx512", MatMulKernel::SmallM(GemvImpl::Avx512)));
+    }
+    let mut group = c.benchmark_group("gemv_784x300");
+    for threads in [1, 2] {
+        let pool = common::pool(threads);
+        for &(name, kernel) in &kernels {
+            let mut out = vec![0.0f32; n];
+            let mut run = || {
+                // SAFETY: a is 1×k, b is k×n, out is 1×n, as `dims` says.
+                unsafe {
+                    matmul_into_with(
+                        kernel,
+                        DType::F32,
+                        a.as_ptr() as *const u8,
+                        b.as_ptr() as *const u8,
+                        out.as_mut_ptr() as *mut u8,
+                        &dims,
+                        None,
+                    )
+                }
+            };
+            assert_eq!(pool.install(&mut run), kernel);
+            group.bench_function(BenchmarkId::new(name, threads), |bch| {
+                pool.install(|| bch.iter(&mut run))
+            });
+            let expected: f32 = (0..k).map(|p| a[p] * b[p * n + 7]).sum();
+            assert!((out[7] - expected).abs() <= 1e-3 * expected.abs().max(1.0));
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, train_step, inference, first_call, gemm, gemv);
 criterion_main!(benches);

@@ -326,33 +326,62 @@ mod portable {
     /// Row-major `b`: `W` columns at a time, accumulated across all of `k`.
     #[inline(always)]
     unsafe fn rows<T: GemvElem, const M: usize>(job: &Job<T>, c0: usize, c1: usize) {
-        let (n, k) = (job.n, job.k);
         let mut j = c0;
-        while j < c1 {
-            let w = (c1 - j).min(W);
-            let mut acc = [[T::ZERO; W]; M];
+        // SAFETY (both calls): columns j..j+W (or j..c1) lie below c1 ≤ n.
+        unsafe {
+            while j + W <= c1 {
+                row_block::<T, M>(job, j);
+                j += W;
+            }
+            if j < c1 {
+                row_tail::<T, M>(job, j, c1);
+            }
+        }
+    }
+
+    /// Row-major `b`, columns `j..j + W`: fixed-size rows, so the compiler vectorises the
+    /// inner loop and keeps `acc` in registers.
+    #[inline(always)]
+    unsafe fn row_block<T: GemvElem, const M: usize>(job: &Job<T>, j: usize) {
+        let (n, k) = (job.n, job.k);
+        let mut acc = [[T::ZERO; W]; M];
+        // SAFETY: row p of b at columns j..j+W, a(i, p), and row i of c are inside the
+        // buffers (j + W ≤ n).
+        unsafe {
             for p in 0..k {
-                // SAFETY: row p of b, columns j..j+w, and a(i, p) are inside the buffers.
-                let brow = unsafe { std::slice::from_raw_parts(job.b.add(p * n + j), w) };
+                let brow = &*(job.b.add(p * n + j) as *const [T; W]);
                 for (i, acc) in acc.iter_mut().enumerate() {
-                    // SAFETY: as above.
-                    let x = unsafe { *job.a.add(i * job.a_rs + p * job.a_cs) };
-                    if w == W {
-                        for (s, &y) in acc.iter_mut().zip(brow) {
-                            *s = T::mul_add(*s, x, y);
-                        }
-                    } else {
-                        for (s, &y) in acc[..w].iter_mut().zip(brow) {
-                            *s = T::mul_add(*s, x, y);
-                        }
+                    let x = *job.a.add(i * job.a_rs + p * job.a_cs);
+                    for q in 0..W {
+                        acc[q] = T::mul_add(acc[q], x, brow[q]);
                     }
                 }
             }
             for (i, acc) in acc.iter().enumerate() {
-                // SAFETY: row i of c, columns j..j+w.
-                unsafe { std::ptr::copy_nonoverlapping(acc.as_ptr(), job.c.add(i * n + j), w) };
+                std::ptr::copy_nonoverlapping(acc.as_ptr(), job.c.add(i * n + j), W);
             }
-            j += w;
+        }
+    }
+
+    /// Row-major `b`, the last columns `j..c1` (fewer than `W`).
+    #[inline(always)]
+    unsafe fn row_tail<T: GemvElem, const M: usize>(job: &Job<T>, j: usize, c1: usize) {
+        let (n, k, w) = (job.n, job.k, c1 - j);
+        let mut acc = [[T::ZERO; W]; M];
+        // SAFETY: as `row_block`, for columns j..c1.
+        unsafe {
+            for p in 0..k {
+                let brow = std::slice::from_raw_parts(job.b.add(p * n + j), w);
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let x = *job.a.add(i * job.a_rs + p * job.a_cs);
+                    for (s, &y) in acc.iter_mut().zip(brow) {
+                        *s = T::mul_add(*s, x, y);
+                    }
+                }
+            }
+            for (i, acc) in acc.iter().enumerate() {
+                std::ptr::copy_nonoverlapping(acc.as_ptr(), job.c.add(i * n + j), w);
+            }
         }
     }
 

@@ -17,7 +17,9 @@ mod steps;
 
 pub use buffers::{Arena, BufferDecl, Storage};
 pub use gemv::GemvImpl;
-pub use matmul::{Epilogue, MatMulDims, MatMulKernel, choose_kernel, matmul_into, matmul_into_with};
+pub use matmul::{
+    Epilogue, MatMulDims, MatMulKernel, choose_kernel, matmul_into, matmul_into_with,
+};
 pub use plan::{DataRef, PLAN_MAGIC, Plan, PlanStep};
 pub use raw::{RunMemory, resolve_buffers, run_steps};
 pub use steps::{KernelStep, MatMulStep, Step};
