@@ -6,9 +6,10 @@
 //! argsort, a random op) and a reduction. After a warm-up run, each run may allocate
 //! exactly what [`Executable::run`]'s signature hands back: the `Vec<Value>` of fetches and
 //! one data vector per non-empty fetch (all fetches here have rank ≤ 4, whose shapes
-//! ndarray keeps inline). The matrix product has m ≤ 4 rows and f32 operands, so it takes
-//! the allocation-free small-m kernels (the `gemm` crate, used for larger products,
-//! allocates packing buffers per call — see `large_graph_allocations_are_bounded`).
+//! ndarray keeps inline). The matrix product has m ≤ 4 rows and f32 operands, so on
+//! AVX-512 CPUs it takes the allocation-free small-m kernels; the `gemm` crate, used for
+//! larger products and elsewhere, allocates packing buffers per call, so every step is
+//! also run alone and only matmul steps may allocate.
 //!
 //! The whole check is one `#[test]` so no other test of this binary allocates meanwhile.
 
@@ -202,12 +203,24 @@ fn steady_state_runs_allocate_only_the_fetches() {
     let nonempty = exe.fetches.iter().filter(|(_, t)| t.numel() > 0).count();
     assert!(exe.fetches.iter().all(|(_, t)| t.rank() <= 4));
     assert_eq!(nonempty, 5);
+    // Every step but the product allocates nothing; the product takes the small-m
+    // kernels on AVX-512 CPUs (allocation-free) and the `gemm` crate elsewhere.
+    let steps = per_step(&mut exe, &mut state, &feeds, 3);
+    for (what, matmul, allocs) in &steps {
+        assert!(
+            *matmul || *allocs == 0,
+            "{what} allocated {allocs} times in 3 steady-state runs"
+        );
+    }
+    let gemm: usize = steps.iter().filter(|s| s.1).map(|s| s.2).sum::<usize>() / 3;
+    state.counters.clear();
     let (counts, out) = count(&mut exe, &mut state, &feeds, 5);
-    // Exactly: the returned Vec<Value> + one data vector per non-empty fetch.
-    let bound = 1 + nonempty;
+    // Exactly: the returned Vec<Value> + one data vector per non-empty fetch (+ the
+    // product's, none with the small-m kernels).
+    let bound = 1 + nonempty + gemm;
     assert!(
         counts.iter().all(|&c| c == bound),
-        "allocations per steady-state run: {counts:?}, expected {bound} (the fetches)"
+        "allocations per steady-state run: {counts:?}, expected {bound} (the fetches; gemm: {gemm})"
     );
     // The random counter advanced on every run (warm-up + 5), without allocating.
     assert_eq!(state.counters.values().copied().max(), Some(6));
