@@ -1,5 +1,5 @@
 //! The executor's native interpreter steps (`exec/native.rs`: gather, scatter_add, concat,
-//! pad, tile, roll, top_k, argsort, cumsum, random) against `eval_op`, through
+//! pad, tile, roll, top_k, argsort, argmax/argmin, cumsum, random) against `eval_op`, through
 //! [`run_steps`] on raw buffers exactly as an executable runs them: on random shapes
 //! (empty axes included), every dtype, i32 and i64 indices, negative and extreme roll
 //! shifts, every pad scalar kind, and out-of-range indices, whose error must be the
@@ -10,7 +10,7 @@
 //! allocate nothing (which also proves the native path ran — the `eval_op` fallback
 //! allocates its input copies and its result).
 
-use flumen_frontend::op::{Distribution, Op, TensorType};
+use flumen_frontend::op::{ArgReduceOp, Distribution, Op, TensorType};
 use flumen_frontend::{DType, GraphError, Scalar, Value, map_value};
 use flumen_runtime::exec::{BufId, BufferDecl, Step, Storage, run_steps};
 use flumen_runtime::{EvalContext, eval_op};
@@ -357,8 +357,17 @@ fn sorts_and_cumsum_match_the_interpreter() {
             reverse,
         };
         cases += check(&cumsum, std::slice::from_ref(&x)) as usize;
+        for op in [ArgReduceOp::ArgMax, ArgReduceOp::ArgMin] {
+            let dtype = if rng.range(0, 2) == 0 {
+                DType::I32
+            } else {
+                DType::I64
+            };
+            let arg = Op::ArgReduce { op, axis, dtype };
+            cases += check(&arg, std::slice::from_ref(&x)) as usize;
+        }
     }
-    assert!(cases > 900, "only {cases} valid cases");
+    assert!(cases > 1500, "only {cases} valid cases");
 }
 
 #[test]
@@ -401,16 +410,12 @@ fn random_ops_match_the_interpreter() {
 
 #[test]
 fn the_counter_sees_the_copying_fallback() {
-    // argmax has no native path: its repeated step copies inputs into values.
-    let x = Value::from_vec(&[2, 3], vec![1.0f32, 5.0, 2.0, 7.0, 0.0, 9.0]).unwrap();
-    let op = Op::ArgReduce {
-        op: flumen_frontend::op::ArgReduceOp::ArgMax,
-        axis: 1,
-        dtype: DType::I64,
-    };
-    let ty = TensorType::new(DType::I64, vec![2]);
-    let (got, allocs) = run_step(&op, &[x], &ty);
-    assert_eq!(got.unwrap(), bytes(&Value::from(vec![1i64, 2])));
+    // expm has no native path: its repeated step copies inputs into values.
+    let x = Value::from_vec(&[2, 2], vec![0.0f64, 1.0, -1.0, 0.0]).unwrap();
+    let ty = TensorType::new(DType::F64, vec![2, 2]);
+    let want = eval_op(&Op::Expm, &[&x], &ty, EvalContext::default()).unwrap();
+    let (got, allocs) = run_step(&Op::Expm, &[x], &ty);
+    assert_eq!(got.unwrap(), bytes(&want));
     assert!(allocs > 0, "the fallback step should allocate");
 }
 

@@ -1,4 +1,4 @@
-//! Native interpreter steps: the index, layout, sort and random ops that executables run as
+//! Native interpreter steps: the index, layout, sort, argmax/argmin, cumsum and random ops that executables run as
 //! [`Step::Interpret`](super::Step::Interpret), executed directly on their buffers.
 //!
 //! The interpreter's `eval_op` works on owned [`Value`](flumen_frontend::Value)s, so the
@@ -24,9 +24,9 @@ use crate::interpreter::kernels::layout::{
     check_pad, check_tile, concat_into, pad_into, roll_into, tile_into,
 };
 use crate::interpreter::kernels::random::random_into;
-use crate::interpreter::kernels::reduce::cumsum_in_place;
+use crate::interpreter::kernels::reduce::{arg_reduce_into, cumsum_in_place};
 use crate::interpreter::kernels::with_dtype;
-use flumen_frontend::op::{Op, TensorType};
+use flumen_frontend::op::{ArgReduceOp, Op, TensorType};
 use flumen_frontend::{DType, Element, Scalar};
 use std::cell::RefCell;
 
@@ -154,6 +154,7 @@ pub(super) unsafe fn run(
                 exclusive,
                 reverse,
             } => cumsum(&bufs, *axis, *exclusive, *reverse),
+            Op::ArgReduce { op, axis, dtype } => arg_reduce(&bufs, *op, *axis, *dtype),
             Op::Random {
                 dist,
                 dtype,
@@ -388,4 +389,32 @@ unsafe fn cumsum(
         })
     };
     Some(Ok(()))
+}
+
+unsafe fn arg_reduce(
+    b: &Bufs,
+    op: ArgReduceOp,
+    axis: usize,
+    dtype: DType,
+) -> Option<Result<(), String>> {
+    let x = b.in_ty(0);
+    let fits = b.inputs.len() == 1
+        && b.ty.dtype == dtype
+        && matches!(dtype, DType::I32 | DType::I64)
+        && axis < x.shape.len()
+        && b.ty.shape.len() + 1 == x.shape.len()
+        && b.ty.shape[..axis] == x.shape[..axis]
+        && b.ty.shape[axis..] == x.shape[axis + 1..];
+    if !fits {
+        return None;
+    }
+    let n = x.shape[axis];
+    let inner: usize = x.shape[axis + 1..].iter().product();
+    // SAFETY: forwarded; types checked above.
+    Some(unsafe {
+        with_dtype!(x.dtype, T => match dtype {
+            DType::I32 => arg_reduce_into::<T, i32>(op, b.input(0), axis, n, inner, b.output()),
+            _ => arg_reduce_into::<T, i64>(op, b.input(0), axis, n, inner, b.output()),
+        })
+    })
 }

@@ -6,10 +6,11 @@
 //! the identity: sum 0, prod 1, max −∞ (integers: the dtype's minimum), min +∞ (integers:
 //! the maximum), mean NaN. Max and min propagate NaN.
 
+use super::layout::row_major;
 use super::{Wide, compare_nan, from_vec, with_dtype, with_wide};
 use flumen_frontend::op::{ArgReduceOp, BinaryOp, ReduceOp};
 use flumen_frontend::{DType, Element, Value, map_value};
-use ndarray::{ArrayD, Axis, IxDyn, Zip};
+use ndarray::{ArrayD, IxDyn};
 use std::cmp::Ordering;
 
 /// Reduce `x` over `axes` (sorted, distinct) to `out_shape`.
@@ -81,34 +82,60 @@ pub(in crate::interpreter) fn arg_reduce(
     if !matches!(dtype, DType::I32 | DType::I64) {
         return Err(format!("{} outputs i32 or i64, not {dtype}", op.name()));
     }
-    let positions = map_value!(x, a => arg_reduce_typed(op, a, axis))?;
-    with_dtype!(dtype, I => Ok(Value::from(positions.mapv(|p| I::from_i64(p as i64)))))
+    let shape = x.shape();
+    let Some(&n) = shape.get(axis) else {
+        return Err(format!(
+            "axis {axis} is out of range for rank {}",
+            shape.len()
+        ));
+    };
+    let inner: usize = shape[axis + 1..].iter().product();
+    let out_shape = [&shape[..axis], &shape[axis + 1..]].concat();
+    map_value!(x, a => with_dtype!(dtype, I => {
+        let mut out = vec![I::default(); out_shape.iter().product()];
+        arg_reduce_into(op, &row_major(a), axis, n, inner, &mut out)?;
+        from_vec(&out_shape, out).map(Value::from)
+    }))
 }
 
-fn arg_reduce_typed<T: Element>(
+/// The search of an argmax/argmin along an axis of length `n` (`axis`, for the error)
+/// whose trailing axes hold `inner` elements: `src` is row-major, `out` gets one index per
+/// lane (row-major over the remaining axes). ArgMax ranks NaN above everything, ArgMin
+/// below; the first extreme wins. An empty axis is an error.
+pub(crate) fn arg_reduce_into<T: Element, I: Element>(
     op: ArgReduceOp,
-    a: &ArrayD<T>,
+    src: &[T],
     axis: usize,
-) -> Result<ArrayD<usize>, String> {
-    match a.shape().get(axis) {
-        None => return Err(format!("axis {axis} is out of range for rank {}", a.ndim())),
-        Some(0) => return Err(format!("{} over an empty axis {axis}", op.name())),
-        Some(_) => {}
+    n: usize,
+    inner: usize,
+    out: &mut [I],
+) -> Result<(), String> {
+    if n == 0 {
+        return Err(format!("{} over an empty axis {axis}", op.name()));
     }
-    // ArgMax: NaN ranks above everything; ArgMin: below. The first extreme wins.
+    if inner == 0 {
+        return Ok(());
+    }
     let (nan_high, better) = match op {
         ArgReduceOp::ArgMax => (true, Ordering::Greater),
         ArgReduceOp::ArgMin => (false, Ordering::Less),
     };
-    with_wide!(T, W => Ok(Zip::from(a.lanes(Axis(axis))).map_collect(|lane| {
-        let mut best = 0;
-        for (i, &v) in lane.iter().enumerate() {
-            if compare_nan(W::of(v), W::of(lane[best]), nan_high) == better {
-                best = i;
+    with_wide!(T, W => {
+        for (s, d) in src.chunks_exact(n * inner).zip(out.chunks_exact_mut(inner)) {
+            for (j, slot) in d.iter_mut().enumerate() {
+                let mut best = 0;
+                for i in 1..n {
+                    if compare_nan(W::of(s[i * inner + j]), W::of(s[best * inner + j]), nan_high)
+                        == better
+                    {
+                        best = i;
+                    }
+                }
+                *slot = I::from_i64(best as i64);
             }
         }
-        best
-    })))
+    });
+    Ok(())
 }
 
 /// Cumulative sum along `axis`: inclusive or `exclusive` of the current element, from the
