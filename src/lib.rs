@@ -31,7 +31,7 @@ pub use flumen_frontend::{
     error, gradients, gradients_or_zeros, gradients_with, graph, nn, op, s, train, value,
 };
 pub use flumen_runtime::SessionState;
-pub use session::{Backend, Session};
+pub use session::{Backend, FeedView, Session};
 
 /// The compiler crate (passes, verifier).
 pub use flumen_compiler as compiler;

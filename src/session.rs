@@ -1,13 +1,17 @@
 //! [`Session`]: runs fetches of a graph with feeds, holding variable state across runs
-//! (TF1 semantics).
+//! (TF1 semantics). Feeds are owned [`Value`]s ([`Session::run`]) or borrowed arrays
+//! ([`Session::run_views`], [`FeedView`]), which the compiled CPU backend reads in place.
 
 use crate::device::{CudaSession, Device};
 use flumen_compiler::CompileReport;
 use flumen_frontend::op::Op;
-use flumen_frontend::{Graph, GraphDef, GraphError, NodeId, Result, Tensor, Value};
+use flumen_frontend::{
+    DType, Element, Graph, GraphDef, GraphError, NodeId, Result, Tensor, Value, map_value,
+};
 use flumen_runtime::SessionState;
-use flumen_runtime::exec::Executable;
+use flumen_runtime::exec::{Executable, RunMemory, resolve_buffers, run_steps};
 use flumen_runtime::interpreter::executor;
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use std::collections::{BTreeMap, HashMap};
 
 /// Which engine executes the graph.
@@ -25,6 +29,121 @@ pub enum Backend {
 struct Cached {
     exe: Executable,
     report: CompileReport,
+    /// Pointer tables of [`Session::run_views`], kept so that runs reuse their capacity.
+    tables: Tables,
+}
+
+/// The base pointers one borrowed-feed run works on (stale between runs).
+#[derive(Default)]
+struct Tables {
+    feeds: Vec<*const u8>,
+    variables: Vec<*mut u8>,
+    constants: Vec<*const u8>,
+    ptrs: Vec<*mut u8>,
+    args: Vec<*mut u8>,
+}
+
+// SAFETY: the tables are only dereferenced during a run, under `&mut` of the session that
+// owns them; between runs they are stale numbers, cleared before use.
+unsafe impl Send for Tables {}
+unsafe impl Sync for Tables {}
+
+/// A borrowed feed for [`Session::run_views`]: a view of an array of any dtype (any strides;
+/// a row-major one is read in place by the compiled CPU backend, without a copy).
+///
+/// Make one with `FeedView::from(&value)`, `FeedView::from(&array)` or
+/// `FeedView::from(array.view())`, e.g. from a slice of a larger batch.
+#[derive(Clone, Debug)]
+pub enum FeedView<'a> {
+    /// f32 elements.
+    F32(ArrayViewD<'a, f32>),
+    /// f64 elements.
+    F64(ArrayViewD<'a, f64>),
+    /// i32 elements.
+    I32(ArrayViewD<'a, i32>),
+    /// i64 elements.
+    I64(ArrayViewD<'a, i64>),
+    /// u8 elements.
+    U8(ArrayViewD<'a, u8>),
+    /// bool elements.
+    Bool(ArrayViewD<'a, bool>),
+}
+
+/// Apply an expression to the view inside a [`FeedView`], whatever its dtype.
+macro_rules! map_view {
+    ($view:expr, $a:ident => $body:expr) => {
+        match $view {
+            FeedView::F32($a) => $body,
+            FeedView::F64($a) => $body,
+            FeedView::I32($a) => $body,
+            FeedView::I64($a) => $body,
+            FeedView::U8($a) => $body,
+            FeedView::Bool($a) => $body,
+        }
+    };
+}
+
+macro_rules! feed_view_from {
+    ($t:ty, $variant:ident) => {
+        impl<'a> From<ArrayViewD<'a, $t>> for FeedView<'a> {
+            fn from(a: ArrayViewD<'a, $t>) -> Self {
+                FeedView::$variant(a)
+            }
+        }
+        impl<'a> From<&'a ArrayD<$t>> for FeedView<'a> {
+            fn from(a: &'a ArrayD<$t>) -> Self {
+                FeedView::$variant(a.view())
+            }
+        }
+    };
+}
+feed_view_from!(f32, F32);
+feed_view_from!(f64, F64);
+feed_view_from!(i32, I32);
+feed_view_from!(i64, I64);
+feed_view_from!(u8, U8);
+feed_view_from!(bool, Bool);
+
+impl<'a> From<&'a Value> for FeedView<'a> {
+    fn from(v: &'a Value) -> Self {
+        match v {
+            Value::F32(a) => FeedView::F32(a.view()),
+            Value::F64(a) => FeedView::F64(a.view()),
+            Value::I32(a) => FeedView::I32(a.view()),
+            Value::I64(a) => FeedView::I64(a.view()),
+            Value::U8(a) => FeedView::U8(a.view()),
+            Value::Bool(a) => FeedView::Bool(a.view()),
+        }
+    }
+}
+
+impl FeedView<'_> {
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        match self {
+            FeedView::F32(_) => DType::F32,
+            FeedView::F64(_) => DType::F64,
+            FeedView::I32(_) => DType::I32,
+            FeedView::I64(_) => DType::I64,
+            FeedView::U8(_) => DType::U8,
+            FeedView::Bool(_) => DType::Bool,
+        }
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        map_view!(self, a => a.shape())
+    }
+
+    /// An owned copy (row-major).
+    pub fn to_value(&self) -> Value {
+        map_view!(self, a => Element::wrap(a.as_standard_layout().into_owned()))
+    }
+
+    /// The data pointer when the view is row-major and contiguous.
+    fn standard_ptr(&self) -> Option<*const u8> {
+        map_view!(self, a => a.is_standard_layout().then(|| a.as_ptr().cast::<u8>()))
+    }
 }
 
 /// Runs a [`Graph`]: `run(feeds, fetches)` evaluates the fetched tensors, applying any
@@ -113,51 +232,109 @@ impl Session {
     /// Evaluate `fetches` given placeholder `feeds`. Every placeholder the fetches depend on
     /// must be fed exactly once with its declared dtype and shape.
     pub fn run(&mut self, feeds: &[(&Tensor, Value)], fetches: &[&Tensor]) -> Result<Vec<Value>> {
-        let fetch_ids = fetches
-            .iter()
-            .map(|t| self.check_fetch(t))
-            .collect::<Result<Vec<_>>>()?;
+        let fetch_ids = self.fetch_ids(fetches)?;
         let graph = self.graph.clone();
-        let feed_ids = graph.with_def(|def| self.check_feeds(def, feeds))?;
+        let feed_ids = graph.with_def(|def| {
+            self.check_feeds(def, feeds.iter().map(|(t, v)| (*t, v.dtype(), v.shape())))
+        })?;
         match self.backend {
-            Backend::Interpreter => graph.with_def(|def| {
-                check_all_fed(def, &feed_ids, &fetch_ids)?;
+            Backend::Interpreter => {
+                let def = graph.def();
+                check_all_fed(&def, &feed_ids, &fetch_ids)?;
                 let feed_map: HashMap<NodeId, Value> =
                     feeds.iter().map(|(t, v)| (t.id(), v.clone())).collect();
-                executor::run(def, &feed_map, &fetch_ids, &mut self.state)
-            }),
+                executor::run(&def, &feed_map, &fetch_ids, &mut self.state)
+            }
             Backend::Compiled if self.cuda.is_some() => {
-                // With the graph borrowed: `graph.def()` clones it, constants and variable
-                // initial values included (512 MiB per run in the 8192² GEMM benchmark).
-                graph.with_def(|def| check_all_fed(def, &feed_ids, &fetch_ids))?;
+                let def = graph.def();
+                check_all_fed(&def, &feed_ids, &fetch_ids)?;
                 let values: Vec<&Value> = feeds.iter().map(|(_, v)| v).collect();
                 let cuda = self.cuda.as_mut().expect("matched");
                 cuda.run(&graph, &mut self.state, (fetch_ids, feed_ids), &values)
             }
             Backend::Compiled => {
                 let key = (fetch_ids, feed_ids);
-                if !self.cache.contains_key(&key) {
-                    let def = graph.def();
-                    check_all_fed(&def, &key.1, &key.0)?;
-                    let (exe, report) = flumen_compiler::compile(&def, &key.1, &key.0)?;
-                    self.cache.insert(key.clone(), Cached { exe, report });
-                }
-                let cached = self.cache.get_mut(&key).expect("just inserted");
-                if cached
-                    .exe
-                    .variables
-                    .iter()
-                    .any(|v| !self.state.variables.contains_key(v))
-                {
-                    graph.with_def(|def| {
-                        let needed = def.reachable(&key.0, false);
-                        executor::initialize_variables(def, &needed, &mut self.state)
-                    })?;
-                }
+                self.prepare(&graph, &key)?;
+                let cached = self.cache.get_mut(&key).expect("prepared");
                 let values: Vec<&Value> = feeds.iter().map(|(_, v)| v).collect();
                 cached.exe.run(&values, &mut self.state)
             }
         }
+    }
+
+    /// [`Session::run`] with borrowed feeds: nothing is copied on the compiled CPU backend
+    /// when a view is row-major (a strided view is copied to row-major order first; the
+    /// interpreter and GPU backends take owned copies). Errors name the placeholder when a
+    /// view's dtype or shape differs from the placeholder's, or a placeholder is fed twice
+    /// or not at all.
+    ///
+    /// ```
+    /// # use flumen::{DType, FeedView, Graph, Session};
+    /// let g = Graph::new();
+    /// let x = g.placeholder("x", DType::F32, &[2])?;
+    /// let y = (&x * &x)?;
+    /// let batch = ndarray::arr1(&[1.0f32, 2.0, 3.0, 4.0]).into_dyn();
+    /// let first = batch.slice(ndarray::s![..2]).into_dyn();
+    /// let out = Session::new(&g).run_views(&[(&x, FeedView::from(first))], &[&y])?;
+    /// assert_eq!(out[0].as_f32().unwrap().as_slice().unwrap(), &[1.0, 4.0]);
+    /// # Ok::<(), flumen::GraphError>(())
+    /// ```
+    pub fn run_views(
+        &mut self,
+        feeds: &[(&Tensor, FeedView<'_>)],
+        fetches: &[&Tensor],
+    ) -> Result<Vec<Value>> {
+        let fetch_ids = self.fetch_ids(fetches)?;
+        let graph = self.graph.clone();
+        let feed_ids = graph.with_def(|def| {
+            self.check_feeds(def, feeds.iter().map(|(t, v)| (*t, v.dtype(), v.shape())))
+        })?;
+        if self.backend == Backend::Interpreter || self.cuda.is_some() {
+            // Those backends take owned values.
+            let owned: Vec<(&Tensor, Value)> =
+                feeds.iter().map(|(t, v)| (*t, v.to_value())).collect();
+            return self.run(&owned, fetches);
+        }
+        let key = (fetch_ids, feed_ids);
+        self.prepare(&graph, &key)?;
+        let cached = self.cache.get_mut(&key).expect("prepared");
+        run_borrowed(cached, feeds, &mut self.state)
+    }
+
+    fn fetch_ids(&self, fetches: &[&Tensor]) -> Result<Vec<NodeId>> {
+        fetches.iter().map(|t| self.check_fetch(t)).collect()
+    }
+
+    /// The compiled executable for `key` (compiled and cached on first use), with every
+    /// variable it uses initialised.
+    fn prepare(&mut self, graph: &Graph, key: &(Vec<NodeId>, Vec<NodeId>)) -> Result<()> {
+        if !self.cache.contains_key(key) {
+            let def = graph.def();
+            check_all_fed(&def, &key.1, &key.0)?;
+            let (exe, report) = flumen_compiler::compile(&def, &key.1, &key.0)?;
+            let tables = Tables::default();
+            self.cache.insert(
+                key.clone(),
+                Cached {
+                    exe,
+                    report,
+                    tables,
+                },
+            );
+        }
+        let cached = self.cache.get_mut(key).expect("just inserted");
+        if cached
+            .exe
+            .variables
+            .iter()
+            .any(|v| !self.state.variables.contains_key(v))
+        {
+            graph.with_def(|def| {
+                let needed = def.reachable(&key.0, false);
+                executor::initialize_variables(def, &needed, &mut self.state)
+            })?;
+        }
+        Ok(())
     }
 
     /// What compiling the executable for these fetches and feeds reported (compiling it if
@@ -185,14 +362,27 @@ impl Session {
         if !self.cache.contains_key(&key) {
             let def = self.graph.def();
             let (exe, report) = flumen_compiler::compile(&def, &key.1, &key.0)?;
-            self.cache.insert(key.clone(), Cached { exe, report });
+            let tables = Tables::default();
+            self.cache.insert(
+                key.clone(),
+                Cached {
+                    exe,
+                    report,
+                    tables,
+                },
+            );
         }
         Ok(Some(self.cache[&key].report.clone()))
     }
 
-    fn check_feeds(&self, def: &GraphDef, feeds: &[(&Tensor, Value)]) -> Result<Vec<NodeId>> {
-        let mut ids: Vec<NodeId> = Vec::with_capacity(feeds.len());
-        for (t, v) in feeds {
+    /// Check each feed (placeholder, dtype, shape) against its placeholder.
+    fn check_feeds<'t>(
+        &self,
+        def: &GraphDef,
+        feeds: impl Iterator<Item = (&'t Tensor, DType, &'t [usize])>,
+    ) -> Result<Vec<NodeId>> {
+        let mut ids: Vec<NodeId> = Vec::new();
+        for (t, v_dtype, v_shape) in feeds {
             let bad = |msg: String| GraphError::Feed {
                 placeholder: t.name(),
                 msg,
@@ -209,23 +399,22 @@ impl Session {
                     node.op.name()
                 )));
             };
-            if v.dtype() != *dtype {
+            if v_dtype != *dtype {
                 return Err(bad(format!(
                     "fed a {} value but the placeholder is {}{}",
-                    v.dtype(),
+                    v_dtype,
                     dtype,
-                    if v.dtype().is_numeric() && dtype.is_numeric() {
+                    if v_dtype.is_numeric() && dtype.is_numeric() {
                         " (convert the array first)"
                     } else {
                         ""
                     }
                 )));
             }
-            if v.shape() != shape.as_slice() {
+            if v_shape != shape.as_slice() {
                 return Err(bad(format!(
                     "fed shape {:?} but the placeholder has shape {:?}",
-                    v.shape(),
-                    shape
+                    v_shape, shape
                 )));
             }
             if ids.contains(&t.id()) {
@@ -325,4 +514,106 @@ fn check_all_fed(def: &GraphDef, feeds: &[NodeId], fetches: &[NodeId]) -> Result
         }
     }
     Ok(())
+}
+
+/// Run `cached` on borrowed feeds (in [`Executable::feeds`] order, type-checked by the
+/// session): the pointer-level path of [`Executable::run`] ([`resolve_buffers`] and
+/// [`run_steps`], as ahead-of-time libraries use it), with the feeds' own data pointers.
+fn run_borrowed(
+    cached: &mut Cached,
+    feeds: &[(&Tensor, FeedView<'_>)],
+    state: &mut SessionState,
+) -> Result<Vec<Value>> {
+    let Cached { exe, tables: t, .. } = cached;
+    // Strided views are copied to row-major order (kept alive until the run ends).
+    let copies: Vec<Option<Value>> = if feeds.iter().all(|(_, v)| v.standard_ptr().is_some()) {
+        Vec::new()
+    } else {
+        feeds
+            .iter()
+            .map(|(_, v)| v.standard_ptr().is_none().then(|| v.to_value()))
+            .collect()
+    };
+    for name in &exe.variables {
+        let v = state
+            .variables
+            .get_mut(name)
+            .ok_or_else(|| GraphError::runtime("variable", name, "not initialised"))?;
+        if !map_value!(&*v, a => a.is_standard_layout()) {
+            *v = map_value!(&*v, a => Element::wrap(a.as_standard_layout().into_owned()));
+        }
+    }
+    t.feeds.clear();
+    t.feeds.extend(feeds.iter().enumerate().map(|(i, (_, v))| {
+        match copies.get(i).and_then(Option::as_ref) {
+            Some(c) => map_value!(c, a => a.as_ptr().cast::<u8>()),
+            None => v.standard_ptr().expect("row-major (checked above)"),
+        }
+    }));
+    t.variables.clear();
+    t.variables.extend(exe.variables.iter().map(|n| {
+        let v = state.variables.get_mut(n).expect("checked above");
+        map_value!(v, a => a.as_mut_ptr().cast::<u8>())
+    }));
+    t.constants.clear();
+    t.constants.extend(
+        exe.constants
+            .iter()
+            .map(|v| map_value!(v, a => a.as_ptr().cast::<u8>())),
+    );
+    let mem = RunMemory {
+        arena: exe.arena.as_mut_ptr(),
+        feeds: &t.feeds,
+        variables: &t.variables,
+        constants: &t.constants,
+    };
+    resolve_buffers(&exe.buffers, &mem, &mut t.ptrs);
+    // The counter of a random node (allocating its name only on the node's first run).
+    let mut counter = |name: &str| match state.counters.get_mut(name) {
+        Some(c) => {
+            *c += 1;
+            *c - 1
+        }
+        None => state.next_counter(name),
+    };
+    // SAFETY: every pointer addresses the memory of its buffer: the arena planned by the
+    // compiler, feeds type-checked by the session (row-major, alive for the whole call),
+    // variables and constants of the executable's types; the state is borrowed mutably for
+    // the whole run, and the feeds are only read.
+    unsafe { run_steps(&exe.steps, &exe.buffers, &t.ptrs, &mut counter, &mut t.args)? };
+    Ok(exe
+        .fetches
+        .iter()
+        // SAFETY: every fetched buffer was written by the steps and holds `ty.numel()`
+        // elements of `ty.dtype`.
+        .map(|(b, ty)| unsafe { read_value(t.ptrs[b.0], &ty.dtype, &ty.shape) })
+        .collect())
+}
+
+/// Copy `shape`-shaped data of `dtype` at `ptr` into a new value.
+///
+/// # Safety
+/// `ptr` must address that many initialised elements of `dtype`.
+unsafe fn read_value(ptr: *const u8, dtype: &DType, shape: &[usize]) -> Value {
+    unsafe fn go<T: Element>(ptr: *const u8, shape: &[usize]) -> Value {
+        let n: usize = shape.iter().product();
+        let data = if n == 0 {
+            Vec::new()
+        } else {
+            // SAFETY: forwarded from the caller.
+            unsafe { std::slice::from_raw_parts(ptr as *const T, n) }.to_vec()
+        };
+        T::wrap(ArrayD::from_shape_vec(IxDyn(shape), data).expect("numel matches shape"))
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match dtype {
+            DType::F32 => go::<f32>(ptr, shape),
+            DType::F64 => go::<f64>(ptr, shape),
+            DType::I32 => go::<i32>(ptr, shape),
+            DType::I64 => go::<i64>(ptr, shape),
+            DType::U8 => go::<u8>(ptr, shape),
+            DType::Bool => go::<bool>(ptr, shape),
+        }
+    }
 }
