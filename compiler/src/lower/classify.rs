@@ -8,6 +8,10 @@
 //!   axes) are virtual whenever every consumer is a kernel: they only change strides.
 //!   Other reshapes alias their (materialised) input.
 //! - Scalar constants consumed only by kernels are inlined as literals.
+//! - A single-element elementwise node read by a kernel over at least
+//!   [`HOIST_MIN_ELEMENTS`] elements (through broadcasting) is materialised: computed once
+//!   by a tiny kernel instead of once per element (Adam's bias-corrected step size, with
+//!   its `pow`s and `sqrt`, would otherwise run for every parameter).
 //! - Everything fetched, and everything else, is materialised.
 
 use flumen_frontend::op::Op;
@@ -42,8 +46,23 @@ fn kernel_reads(consumer: &Node, slot: usize) -> bool {
         || (matches!(consumer.op, Op::AssignSlice(_)) && slot == 1)
 }
 
-/// Per node: `true` when virtual.
+/// Consumers over at least this many elements get single-element elementwise inputs
+/// computed once (see the module docs).
+pub const HOIST_MIN_ELEMENTS: usize = 64;
+
+/// Per node: `true` when virtual (as the default lowering decides).
 pub fn classify(def: &GraphDef, executed: &[bool], fetched: &[bool]) -> Vec<bool> {
+    classify_with(def, executed, fetched, true)
+}
+
+/// Per node: `true` when virtual. `hoist_scalars` enables materialising single-element
+/// nodes read by wide kernels.
+pub fn classify_with(
+    def: &GraphDef,
+    executed: &[bool],
+    fetched: &[bool],
+    hoist_scalars: bool,
+) -> Vec<bool> {
     let n = def.len();
     let mut consumers: Vec<Vec<(NodeId, usize)>> = vec![Vec::new(); n];
     for (id, node) in def.iter() {
@@ -56,6 +75,7 @@ pub fn classify(def: &GraphDef, executed: &[bool], fetched: &[bool]) -> Vec<bool
     let mut virt = vec![false; n];
     // Effective uses through virtual views (computed in reverse so consumers come first).
     let mut uses = vec![0usize; n];
+    let mut widest_of = vec![0usize; n];
     for (id, node) in def.iter().collect::<Vec<_>>().into_iter().rev() {
         if !executed[id.0] {
             continue;
@@ -77,11 +97,25 @@ pub fn classify(def: &GraphDef, executed: &[bool], fetched: &[bool]) -> Vec<bool
                 }
             })
             .sum();
+        // The most elements a consumer (or a view of this node) iterates.
+        let widest = cons
+            .iter()
+            .map(|(c, _)| {
+                if virt[c.0] && is_view(&def.node(*c).op) {
+                    widest_of[c.0]
+                } else {
+                    def.node(*c).ty.numel()
+                }
+            })
+            .max()
+            .unwrap_or(0);
+        widest_of[id.0] = widest.max(node.ty.numel());
+        let hoist = hoist_scalars && node.ty.numel() == 1 && widest >= HOIST_MIN_ELEMENTS;
         virt[id.0] = !fetched[id.0]
             && all_kernel
             && match &node.op {
                 op if is_view(op) => !matches!(op, Op::Reshape(_)) || is_unit_reshape(def, node),
-                op if is_elementwise(op) => uses[id.0] == 1,
+                op if is_elementwise(op) => uses[id.0] == 1 && !hoist,
                 Op::Constant(v) => v.len() == 1,
                 _ => false,
             };

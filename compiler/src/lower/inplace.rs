@@ -5,7 +5,7 @@
 //! step then updates each parameter and slot in place.
 
 use super::{LStep, Lowered};
-use crate::kernel::BufId;
+use crate::kernel::{BufId, Expr, PhaseKind};
 use flumen_runtime::exec::Storage;
 
 fn root(l: &Lowered, b: BufId) -> BufId {
@@ -34,7 +34,23 @@ fn retarget(l: &mut Lowered, si: usize, t: BufId, store: BufId) -> bool {
                         && a.outer_strides == out.outer_strides
                         && a.inner_strides == out.inner_strides
                 });
-            if !var_reads_ok || k.phases.iter().any(|p| p.over_inner) {
+            // In a multi-phase kernel (a reduction group), no phase after the one storing
+            // the new value may read the variable (each outer index runs its phases in
+            // order, so earlier phases read the old value).
+            let out_index = k.accesses.iter().position(|a| a.buf == t);
+            let store_phase = k.phases.iter().position(|p| match &p.kind {
+                PhaseKind::Store { stores } => stores.iter().any(|(a, _)| Some(*a) == out_index),
+                PhaseKind::Reduce { .. } => false,
+            });
+            let Some(sp) = store_phase else {
+                return false;
+            };
+            let reads_var_later = k.phases[sp + 1..].iter().any(|p| {
+                p.exprs.iter().any(|e| {
+                    matches!(e, Expr::Load(a) if root_is(&l.buffers, k.accesses[*a].buf, store))
+                })
+            });
+            if !var_reads_ok || reads_var_later {
                 return false;
             }
             for a in &mut k.accesses {

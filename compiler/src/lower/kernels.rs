@@ -1,6 +1,7 @@
 //! Building fused kernels: expressions are generated top-down from a materialised node
 //! through its virtual producers, carrying an affine index map, down to loads from
-//! materialised buffers and inlined scalar constants.
+//! materialised buffers, inlined scalar constants, and results of earlier reduce phases of
+//! the same kernel (reduction groups, see [`super::rowfuse`]).
 
 use super::affine::{AffineMap, contiguous_strides};
 use crate::kernel::{Access, BufId, Expr, ExprId, Kernel, Phase, PhaseKind};
@@ -29,6 +30,21 @@ pub struct KernelBuilder<'a, S: NodeSource> {
     memo: HashMap<(NodeId, AffineMap), ExprId>,
     over_inner: bool,
     root: Option<NodeId>,
+    reduced: HashMap<NodeId, PhaseRef>,
+    failed: bool,
+}
+
+/// A reduction computed by an earlier reduce phase of the kernel being built: its value at
+/// the current outer index is that phase's result.
+#[derive(Clone, Debug)]
+pub struct PhaseRef {
+    /// The reduce phase.
+    pub phase: usize,
+    /// For a mean: the element count to divide the phase's sum by.
+    pub mean_count: Option<usize>,
+    /// The map from the iteration space to the reduction's output under which the output
+    /// element is the one of the current outer index.
+    pub map: AffineMap,
 }
 
 impl<'a, S: NodeSource> KernelBuilder<'a, S> {
@@ -46,7 +62,55 @@ impl<'a, S: NodeSource> KernelBuilder<'a, S> {
             memo: HashMap::new(),
             over_inner: false,
             root: None,
+            reduced: HashMap::new(),
+            failed: false,
         }
+    }
+
+    /// Number of phases finished so far.
+    pub fn phase_count(&self) -> usize {
+        self.phases.len()
+    }
+
+    /// From now on, `node` (a reduction) is the result of an earlier phase, not a buffer.
+    pub fn set_reduced(&mut self, node: NodeId, r: PhaseRef) {
+        self.reduced.insert(node, r);
+    }
+
+    /// Whether some expression could not be built (a phase result needed at another outer
+    /// index than the current one, or before its phase ran): the kernel must not be used.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Whether two maps from this kernel's iteration space agree on every point of it
+    /// (coefficients of axes of length 1 never matter).
+    fn same_on_space(&self, a: &AffineMap, b: &AffineMap) -> bool {
+        let extents: Vec<usize> = self.outer.iter().chain(&self.inner).copied().collect();
+        if extents.contains(&0) {
+            return true;
+        }
+        a.base == b.base
+            && a.coef.len() == b.coef.len()
+            && a.coef.iter().zip(&b.coef).all(|(ra, rb)| {
+                ra.iter()
+                    .zip(rb)
+                    .zip(&extents)
+                    .all(|((x, y), &n)| n == 1 || x == y)
+            })
+    }
+
+    fn phase_result(&mut self, node: NodeId, map: &AffineMap, dtype: DType) -> ExprId {
+        let r = self.reduced[&node].clone();
+        if r.phase >= self.phases.len() || !self.same_on_space(map, &r.map) {
+            self.failed = true;
+        }
+        let mut e = self.push(Expr::PhaseResult(r.phase), dtype);
+        if let Some(count) = r.mean_count {
+            let c = self.push(Expr::FloatConst(count as f64), dtype);
+            e = self.push(Expr::Binary(BinaryOp::Div, e, c), dtype);
+        }
+        e
     }
 
     /// Start a phase (over the inner space or once per outer index).
@@ -129,7 +193,9 @@ impl<'a, S: NodeSource> KernelBuilder<'a, S> {
         } else {
             self.src.buffer(node)
         };
-        let e = if let Some(buf) = buffer {
+        let e = if self.reduced.contains_key(&node) && self.root != Some(node) {
+            self.phase_result(node, map, dtype)
+        } else if let Some(buf) = buffer {
             let a = self.access(buf, dtype, &n.ty.shape, map);
             self.push(Expr::Load(a), dtype)
         } else {
@@ -241,12 +307,7 @@ pub fn reduce_kernel<S: NodeSource>(src: &S, node: NodeId, out: BufId) -> Kernel
     let n_outer = outer.len();
     let iter_rank = n_outer + inner.len();
     // Input axis k ↦ its iteration axis.
-    let perm: Vec<usize> = (0..in_shape.len())
-        .map(|k| match axes.iter().position(|&a| a == k) {
-            Some(p) => n_outer + p,
-            None => kept.iter().position(|&a| a == k).expect("kept"),
-        })
-        .collect();
+    let perm = reduce_iteration_perm(in_shape.len(), axes);
     let mut kb = KernelBuilder::new(src, outer, inner.clone());
     kb.begin_phase(true);
     let v = kb.expr(x, &AffineMap::select(&perm, iter_rank));
@@ -270,13 +331,29 @@ pub fn reduce_kernel<S: NodeSource>(src: &S, node: NodeId, out: BufId) -> Kernel
         );
         r = kb.push(Expr::Binary(BinaryOp::Div, r, count), dtype);
     }
-    // Output axis ↦ outer axis (reduced axes kept with keepdims have index 0).
     let out_shape = n.ty.shape.clone();
+    let keepdims = out_shape.len() == in_shape.len();
+    let out_map = reduce_output_map(in_shape.len(), axes, keepdims, iter_rank);
+    let a = kb.access(out, dtype, &out_shape, &out_map);
+    kb.end_phase(PhaseKind::Store {
+        stores: vec![(a, r)],
+    });
+    kb.finish(n.name.clone())
+}
+
+/// The map from a reduction's iteration space (outer = the kept axes in order, then the
+/// reduced axes) to its output: kept axes are the outer axes, reduced axes kept with
+/// `keepdims` are index 0.
+pub fn reduce_output_map(
+    in_rank: usize,
+    axes: &[usize],
+    keepdims: bool,
+    iter_rank: usize,
+) -> AffineMap {
     let mut base = Vec::new();
     let mut coef = Vec::new();
-    let keepdims = out_shape.len() == in_shape.len();
     let mut next_outer = 0;
-    for k in 0..in_shape.len() {
+    for k in 0..in_rank {
         let is_reduced = axes.contains(&k);
         if is_reduced && !keepdims {
             continue;
@@ -289,20 +366,23 @@ pub fn reduce_kernel<S: NodeSource>(src: &S, node: NodeId, out: BufId) -> Kernel
         base.push(0);
         coef.push(row);
     }
-    let a = kb.access(
-        out,
-        dtype,
-        &out_shape,
-        &AffineMap {
-            base,
-            coef,
-            iter_rank,
-        },
-    );
-    kb.end_phase(PhaseKind::Store {
-        stores: vec![(a, r)],
-    });
-    kb.finish(n.name.clone())
+    AffineMap {
+        base,
+        coef,
+        iter_rank,
+    }
+}
+
+/// Iteration axis of each input axis of a reduction over `axes` of a rank-`in_rank`
+/// input: kept axes first (in order), then the reduced axes in the order of `axes`.
+pub fn reduce_iteration_perm(in_rank: usize, axes: &[usize]) -> Vec<usize> {
+    let kept: Vec<usize> = (0..in_rank).filter(|k| !axes.contains(k)).collect();
+    (0..in_rank)
+        .map(|k| match axes.iter().position(|&a| a == k) {
+            Some(p) => kept.len() + p,
+            None => kept.iter().position(|&a| a == k).expect("kept"),
+        })
+        .collect()
 }
 
 /// A kernel writing `value` (a node shaped like the slice) into the strided slice `spec` of

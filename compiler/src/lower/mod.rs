@@ -1,6 +1,8 @@
 //! Lowering: a canonical graph (primitives only) → buffers and steps of an executable,
 //! with elementwise chains, layout ops and reductions fused into kernels
-//! ([`classify`], [`kernels`]) and temporaries planned into one arena ([`memory`]).
+//! ([`classify`], [`kernels`]), reductions and their consumers over the same space fused
+//! into multi-phase kernels ([`rowfuse`]), sibling elementwise kernels merged into
+//! multi-output kernels ([`sibling`]) and temporaries planned into one arena ([`memory`]).
 
 pub mod affine;
 pub mod classify;
@@ -8,6 +10,8 @@ pub mod epilogue;
 pub mod inplace;
 pub mod kernels;
 pub mod memory;
+pub mod rowfuse;
+pub mod sibling;
 
 use crate::kernel::{BufId, Kernel};
 use crate::pass::Unit;
@@ -310,6 +314,25 @@ impl Lowering<'_> {
         Ok(())
     }
 
+    /// One kernel for a reduction group, in place of its last member.
+    fn lower_group(&mut self, group: &rowfuse::Group) -> Result<()> {
+        let mut stores = Vec::new();
+        for m in &group.stored {
+            let ty = self.def.node(*m).ty.clone();
+            let b = self.temp(&ty);
+            self.repr[m.0] = Some(b);
+            stores.push(b);
+        }
+        let k = rowfuse::build(&*self, group, &stores).ok_or_else(|| {
+            GraphError::invalid(format!(
+                "lowering: the reduction group of `{}` no longer builds",
+                self.def.node(group.root).name
+            ))
+        })?;
+        self.out.steps.push(LStep::Kernel(k));
+        Ok(())
+    }
+
     fn interpret(&mut self, id: NodeId, out: BufId) -> Result<()> {
         let node = self.def.node(id);
         let inputs = node
@@ -370,15 +393,46 @@ fn matmul_dims(
     })
 }
 
+/// Which of the optional fusions lowering applies (both by default; turning them off
+/// shows what they change, e.g. in before/after snapshots).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FusionOptions {
+    /// Reductions and their consumers over the same space as one kernel ([`rowfuse`]).
+    pub reduction_groups: bool,
+    /// Sibling elementwise kernels as one multi-output kernel ([`sibling`]).
+    pub siblings: bool,
+    /// Single-element nodes read by wide kernels computed once ([`classify`]).
+    pub hoist_scalars: bool,
+}
+
+impl Default for FusionOptions {
+    fn default() -> Self {
+        FusionOptions {
+            reduction_groups: true,
+            siblings: true,
+            hoist_scalars: true,
+        }
+    }
+}
+
 /// Lower `unit` (canonical: no composites) for the given placeholder feed order.
 pub fn lower(unit: &Unit, feeds: &[(String, TensorType)]) -> Result<Lowered> {
+    lower_with(unit, feeds, FusionOptions::default())
+}
+
+/// [`lower`] with a choice of optional fusions.
+pub fn lower_with(
+    unit: &Unit,
+    feeds: &[(String, TensorType)],
+    options: FusionOptions,
+) -> Result<Lowered> {
     let def = &unit.def;
     let executed = def.reachable(&unit.outputs, false);
     let mut fetched = vec![false; def.len()];
     for o in &unit.outputs {
         fetched[o.0] = true;
     }
-    let virt = classify::classify(def, &executed, &fetched);
+    let virt = classify::classify_with(def, &executed, &fetched, options.hoist_scalars);
     let mut l = Lowering {
         def,
         repr: vec![None; def.len()],
@@ -392,8 +446,25 @@ pub fn lower(unit: &Unit, feeds: &[(String, TensorType)]) -> Result<Lowered> {
         },
         var_store: Vec::new(),
     };
+    let groups = if options.reduction_groups {
+        rowfuse::find_groups(def, &executed, &fetched, &virt)
+    } else {
+        Vec::new()
+    };
+    let mut group_of: Vec<Option<usize>> = vec![None; def.len()];
+    for (gi, g) in groups.iter().enumerate() {
+        for m in &g.members {
+            group_of[m.0] = Some(gi);
+        }
+    }
     for (id, node) in def.iter() {
         if !executed[id.0] || virt[id.0] {
+            continue;
+        }
+        if let Some(gi) = group_of[id.0] {
+            if groups[gi].last() == id {
+                l.lower_group(&groups[gi])?;
+            }
             continue;
         }
         if matches!(node.op, Op::Composite(_)) {
@@ -417,6 +488,9 @@ pub fn lower(unit: &Unit, feeds: &[(String, TensorType)]) -> Result<Lowered> {
     snapshot_variables(&mut l.out);
     epilogue::fuse_matmul_epilogues(&mut l.out);
     inplace::assign_in_place(&mut l.out);
+    if options.siblings {
+        sibling::merge_siblings(&mut l.out);
+    }
     Ok(l.out)
 }
 
