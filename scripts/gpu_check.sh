@@ -112,6 +112,15 @@ PY
   t 45 "$BIN/cuda_bench" --ignored --nocapture --test-threads 1 bench_gemm || status=1
   t 45 env FLUMEN_CUDA_TF32=1 "$BIN/cuda_bench" --ignored --nocapture --test-threads 1 bench_gemm || status=1
 
+  echo "== where the time goes (FLUMEN_CUDA_PROFILE=1: per-phase means, stream synchronised per phase)"
+  for b in bench_mnist bench_bigbird; do
+    t 90 env FLUMEN_CUDA_PROFILE=1 "$BIN/cuda_bench" --ignored --nocapture --test-threads 1 "$b" 2>&1 \
+      | grep -vE "^(running|test |bench |$)" | head -60
+    echo "-- $b without CUDA graphs, every step timed on its own (launch overhead included)"
+    t 90 env FLUMEN_CUDA_PROFILE=1 FLUMEN_CUDA_GRAPHS=0 "$BIN/cuda_bench" --ignored --nocapture \
+      --test-threads 1 "$b" 2>&1 | grep -vE "^(running|test |bench |$)" | head -80
+  done
+
   echo "== peers (same GPU, same run)"
   t 120 env PYTHONUNBUFFERED=1 python3 scripts/gpu_peers.py || echo "peers failed"
   if python3 -c "import jax; assert any(d.platform == 'gpu' for d in jax.devices())" 2>/dev/null; then

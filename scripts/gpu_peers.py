@@ -3,7 +3,9 @@ and JAX on the same GPU, one line each:
     peer <framework> <name> median_ms=<m> min_ms=<m> [tflops=<t>]
 - GEMM 8192x8192 f32 (full precision), TF32 and bf16;
 - MNIST train step (784 -> 300 ReLU -> 10, softmax cross-entropy, Adam 1e-3) at batch 100
-  and 4096, on random data (the step's cost does not depend on the values).
+  and 4096, on random data (the step's cost does not depend on the values): fed from host
+  arrays every step, as Flumen's `Session::run` is (`mnist_train_step_b*`), and with the
+  batch already on the device (`..._resident`, for reference).
 A framework that is not installed, or sees no GPU, is reported and skipped.
 
 Run: python3 scripts/gpu_peers.py [--reps 20]
@@ -12,6 +14,8 @@ Run: python3 scripts/gpu_peers.py [--reps 20]
 import argparse
 import statistics
 import time
+
+import numpy as np
 
 p = argparse.ArgumentParser()
 p.add_argument("--reps", type=int, default=20)
@@ -60,17 +64,29 @@ def torch_peers():
     for batch in [100, 4096]:
         model = torch.nn.Sequential(torch.nn.Linear(784, 300), torch.nn.ReLU(), torch.nn.Linear(300, 10)).to(dev)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        x = torch.rand(batch, 784, device=dev)
-        y = torch.randint(0, 10, (batch,), device=dev)
+        # Host batches, as Flumen's step feeds them (8 in turn), and one resident batch.
+        xs_host = [np.random.default_rng(i).random((batch, 784), dtype=np.float32) for i in range(8)]
+        ys_host = [np.random.default_rng(i).integers(0, 10, batch) for i in range(8)]
+        x_dev = torch.rand(batch, 784, device=dev)
+        y_dev = torch.randint(0, 10, (batch,), device=dev)
+        turn = [0]
 
-        def step():
+        def step(resident):
+            if resident:
+                x, y = x_dev, y_dev
+            else:
+                i = turn[0] % 8
+                turn[0] += 1
+                x = torch.from_numpy(xs_host[i]).to(dev)
+                y = torch.from_numpy(ys_host[i]).to(dev)
             opt.zero_grad(set_to_none=True)
             loss = torch.nn.functional.cross_entropy(model(x), y)
             loss.backward()
             opt.step()
             return loss.item()  # the loss comes back to the host, as in Flumen's step
 
-        report("torch", f"mnist_train_step_b{batch}", timed(step, warm=10))
+        report("torch", f"mnist_train_step_b{batch}", timed(lambda: step(False), warm=10))
+        report("torch", f"mnist_train_step_b{batch}_resident", timed(lambda: step(True), warm=10))
 
 
 def jax_peers():
@@ -110,16 +126,19 @@ def jax_peers():
         }
         m = jax.tree.map(jnp.zeros_like, params)
         v = jax.tree.map(jnp.zeros_like, params)
-        x = jax.random.uniform(key, (batch, 784))
-        y = jax.nn.one_hot(jax.random.randint(key, (batch,), 0, 10), 10)
+        x_dev = jax.random.uniform(key, (batch, 784))
+        y_dev = jax.nn.one_hot(jax.random.randint(key, (batch,), 0, 10), 10)
+        xs_host = [np.random.default_rng(i).random((batch, 784), dtype=np.float32) for i in range(8)]
+        ys_host = [np.eye(10, dtype=np.float32)[np.random.default_rng(i).integers(0, 10, batch)] for i in range(8)]
+        turn = [0]
 
-        def loss(p):
+        def loss(p, x, y):
             h = jax.nn.relu(x @ p["w1"] + p["b1"])
             return -jnp.mean(jnp.sum(y * jax.nn.log_softmax(h @ p["w2"] + p["b2"]), axis=1))
 
         @jax.jit
-        def step(p, m, v, t):
-            l, g = jax.value_and_grad(loss)(p)
+        def step(p, m, v, t, x, y):
+            l, g = jax.value_and_grad(loss)(p, x, y)
             m = jax.tree.map(lambda m, g: 0.9 * m + 0.1 * g, m, g)
             v = jax.tree.map(lambda v, g: 0.999 * v + 0.001 * g * g, v, g)
             lr = 1e-3 * jnp.sqrt(1 - 0.999**t) / (1 - 0.9**t)
@@ -128,12 +147,19 @@ def jax_peers():
 
         state = [params, m, v, 1.0]
 
-        def run():
-            p, m_, v_, l = step(*state)
+        def run(resident):
+            if resident:
+                x, y = x_dev, y_dev
+            else:  # host arrays: JAX copies them to the device in the call
+                i = turn[0] % 8
+                turn[0] += 1
+                x, y = xs_host[i], ys_host[i]
+            p, m_, v_, l = step(*state, x, y)
             state[0], state[1], state[2], state[3] = p, m_, v_, state[3] + 1
             return float(l)  # to the host, as in Flumen's step
 
-        report("jax", f"mnist_train_step_b{batch}", timed(run, warm=10))
+        report("jax", f"mnist_train_step_b{batch}", timed(lambda: run(False), warm=10))
+        report("jax", f"mnist_train_step_b{batch}_resident", timed(lambda: run(True), warm=10))
 
 
 torch_peers()
