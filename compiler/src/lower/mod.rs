@@ -415,9 +415,25 @@ impl Default for FusionOptions {
     }
 }
 
-/// Lower `unit` (canonical: no composites) for the given placeholder feed order.
+impl FusionOptions {
+    /// The default, or every optional fusion off when the environment variable
+    /// `FLUMEN_FUSION` is `off` (for measuring what they bring).
+    pub fn from_env() -> FusionOptions {
+        match std::env::var("FLUMEN_FUSION") {
+            Ok(v) if v.trim() == "off" => FusionOptions {
+                reduction_groups: false,
+                siblings: false,
+                hoist_scalars: false,
+            },
+            _ => FusionOptions::default(),
+        }
+    }
+}
+
+/// Lower `unit` (canonical: no composites) for the given placeholder feed order, with the
+/// fusions [`FusionOptions::from_env`] selects.
 pub fn lower(unit: &Unit, feeds: &[(String, TensorType)]) -> Result<Lowered> {
-    lower_with(unit, feeds, FusionOptions::default())
+    lower_with(unit, feeds, FusionOptions::from_env())
 }
 
 /// [`lower`] with a choice of optional fusions.
