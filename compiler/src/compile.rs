@@ -8,7 +8,7 @@ use crate::pass::Unit;
 use crate::passes::default_pipeline;
 use flumen_frontend::op::TensorType;
 use flumen_frontend::{GraphDef, GraphError, NodeId, Result};
-use flumen_runtime::exec::{Arena, Executable, KernelStep, MatMulStep, Step};
+use flumen_runtime::exec::{Arena, Executable, PlanStep, Step};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -121,6 +121,68 @@ pub fn prepare(def: &GraphDef, feeds: &[NodeId], fetches: &[NodeId]) -> Result<P
     })
 }
 
+/// The lowered steps as [`PlanStep`]s, each kernel (and epilogue) named by its index in
+/// [`Prepared::distinct`] (`kernel_ids`, in step order). The one mapping from lowering to
+/// executable steps: the JIT instantiates it with its function table
+/// ([`PlanStep::instantiate`]), the AOT compiler embeds it in the library's plan. Counts
+/// epilogues and interpreted steps into `report`.
+pub fn plan_steps(
+    steps: Vec<LStep>,
+    kernel_ids: Vec<usize>,
+    report: &mut CompileReport,
+) -> Vec<PlanStep> {
+    let mut kernel_ids = kernel_ids.into_iter();
+    let mut next_kernel = || kernel_ids.next().expect("one id per kernel");
+    steps
+        .into_iter()
+        .map(|s| match s {
+            LStep::Kernel(k) => PlanStep::Kernel {
+                kernel: next_kernel(),
+                outer_len: k.outer_len(),
+                work: k.work(),
+                args: k.accesses.iter().map(|a| a.buf).collect(),
+                name: k.name,
+            },
+            LStep::MatMul {
+                a,
+                b,
+                c,
+                dims,
+                dtype,
+                epilogue,
+            } => {
+                report.epilogues += epilogue.is_some() as usize;
+                PlanStep::MatMul {
+                    a,
+                    b,
+                    c,
+                    dims,
+                    dtype,
+                    epilogue: epilogue
+                        .map(|k| (next_kernel(), k.accesses.iter().map(|a| a.buf).collect())),
+                }
+            }
+            LStep::Interpret {
+                op,
+                name,
+                inputs,
+                output,
+                ty,
+            } => {
+                report.interpreted.push(format!("{} `{name}`", op.name()));
+                PlanStep::Interpret {
+                    op,
+                    name,
+                    inputs,
+                    output,
+                    ty,
+                }
+            }
+            LStep::Copy { src, dst } => PlanStep::Copy { src, dst },
+        })
+        .collect()
+}
+
 /// Compile the subgraph of `def` that `fetches` need. `feeds` lists the placeholders in
 /// the order their values will be passed to [`Executable::run`].
 pub fn compile(
@@ -144,61 +206,9 @@ pub fn compile(
     report.kernels = kernel_ids.len();
     report.compiled_kernels = distinct.len();
 
-    let mut kernel_ids = kernel_ids.into_iter();
-    let steps: Vec<Step> = lowered
-        .steps
+    let steps: Vec<Step> = plan_steps(lowered.steps, kernel_ids, &mut report)
         .into_iter()
-        .map(|s| match s {
-            LStep::Kernel(k) => {
-                let f = fns[kernel_ids.next().expect("one id per kernel")];
-                Step::Kernel(KernelStep {
-                    outer_len: k.outer_len(),
-                    work: k.work(),
-                    args: k.accesses.iter().map(|a| a.buf).collect(),
-                    name: k.name,
-                    f,
-                })
-            }
-            LStep::MatMul {
-                a,
-                b,
-                c,
-                dims,
-                dtype,
-                epilogue,
-            } => {
-                report.epilogues += epilogue.is_some() as usize;
-                let epilogue = epilogue.map(|k| {
-                    let f = fns[kernel_ids.next().expect("one id per kernel")];
-                    (f, k.accesses.iter().map(|a| a.buf).collect())
-                });
-                Step::MatMul(MatMulStep {
-                    a,
-                    b,
-                    c,
-                    dims,
-                    dtype,
-                    epilogue,
-                })
-            }
-            LStep::Interpret {
-                op,
-                name,
-                inputs,
-                output,
-                ty,
-            } => {
-                report.interpreted.push(format!("{} `{name}`", op.name()));
-                Step::Interpret {
-                    op,
-                    name,
-                    inputs,
-                    output,
-                    ty,
-                }
-            }
-            LStep::Copy { src, dst } => Step::Copy { src, dst },
-        })
+        .map(|s| s.instantiate(&fns))
         .collect();
     report.steps = steps.len();
     let exe = Executable {

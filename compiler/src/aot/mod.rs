@@ -24,8 +24,7 @@ pub mod link;
 pub use link::{LinkOptions, link};
 
 use crate::codegen::{EmitOptions, IsaOptions, declare_and_define_with, native_isa};
-use crate::compile::{CompileReport, Prepared, prepare};
-use crate::lower::LStep;
+use crate::compile::{CompileReport, Prepared, plan_steps, prepare};
 use cranelift_module::{DataDescription, Linkage, Module};
 use cranelift_object::{ObjectBuilder, ObjectModule};
 use flumen_frontend::op::TensorType;
@@ -122,62 +121,18 @@ pub fn emit(
         variables.push(put(name, v));
     }
 
-    let mut kernel_ids = kernel_ids.into_iter();
-    let mut next_kernel = || kernel_ids.next().expect("one id per kernel");
-    let mut counters = Vec::new();
-    let steps: Vec<PlanStep> = lowered
-        .steps
-        .into_iter()
-        .map(|s| match s {
-            LStep::Kernel(k) => PlanStep::Kernel {
-                kernel: next_kernel(),
-                outer_len: k.outer_len(),
-                work: k.work(),
-                args: k.accesses.iter().map(|a| a.buf).collect(),
-                name: k.name,
-            },
-            LStep::MatMul {
-                a,
-                b,
-                c,
-                dims,
-                dtype,
-                epilogue,
-            } => {
-                report.epilogues += epilogue.is_some() as usize;
-                PlanStep::MatMul {
-                    a,
-                    b,
-                    c,
-                    dims,
-                    dtype,
-                    epilogue: epilogue
-                        .map(|k| (next_kernel(), k.accesses.iter().map(|a| a.buf).collect())),
-                }
-            }
-            LStep::Interpret {
-                op,
-                name,
-                inputs,
-                output,
-                ty,
-            } => {
-                report.interpreted.push(format!("{} `{name}`", op.name()));
-                if op.is_stateful() && !counters.iter().any(|(n, _)| n == &name) {
-                    let c = state.counters.get(&name).copied().unwrap_or(0);
-                    counters.push((name.clone(), c));
-                }
-                PlanStep::Interpret {
-                    op,
-                    name,
-                    inputs,
-                    output,
-                    ty,
-                }
-            }
-            LStep::Copy { src, dst } => PlanStep::Copy { src, dst },
-        })
-        .collect();
+    let steps = plan_steps(lowered.steps, kernel_ids, &mut report);
+    // The random counters of stateful interpreted steps start where the session's are.
+    let mut counters: Vec<(String, u64)> = Vec::new();
+    for s in &steps {
+        if let PlanStep::Interpret { op, name, .. } = s
+            && op.is_stateful()
+            && !counters.iter().any(|(n, _)| n == name)
+        {
+            let start = state.counters.get(name.as_str()).copied().unwrap_or(0);
+            counters.push((name.clone(), start));
+        }
+    }
     report.steps = steps.len();
     let fetch_names: Vec<String> = fetches.iter().map(|f| def.node(*f).name.clone()).collect();
     let plan = Plan {

@@ -475,51 +475,63 @@ impl Plan {
         Ok(self
             .steps
             .iter()
-            .map(|s| match s.clone() {
-                PlanStep::Kernel {
-                    name,
-                    kernel,
-                    args,
-                    outer_len,
-                    work,
-                } => Step::Kernel(KernelStep {
-                    name,
-                    f: table[kernel],
-                    args,
-                    outer_len,
-                    work,
-                }),
-                PlanStep::MatMul {
-                    a,
-                    b,
-                    c,
-                    dims,
-                    dtype,
-                    epilogue,
-                } => Step::MatMul(MatMulStep {
-                    a,
-                    b,
-                    c,
-                    dims,
-                    dtype,
-                    epilogue: epilogue.map(|(k, args)| (table[k], args)),
-                }),
-                PlanStep::Interpret {
-                    op,
-                    name,
-                    inputs,
-                    output,
-                    ty,
-                } => Step::Interpret {
-                    op,
-                    name,
-                    inputs,
-                    output,
-                    ty,
-                },
-                PlanStep::Copy { src, dst } => Step::Copy { src, dst },
-            })
+            .map(|s| s.clone().instantiate(table))
             .collect())
+    }
+}
+
+impl PlanStep {
+    /// The executable [`Step`], with kernel indices replaced by the entries of `table` (the
+    /// one conversion both the JIT and the AOT runtime use).
+    ///
+    /// # Panics
+    /// If a kernel index is outside `table` ([`Plan::validate`] and
+    /// [`Plan::steps_with`] check that first).
+    pub fn instantiate(self, table: &[KernelFn]) -> Step {
+        match self {
+            PlanStep::Kernel {
+                name,
+                kernel,
+                args,
+                outer_len,
+                work,
+            } => Step::Kernel(KernelStep {
+                name,
+                f: table[kernel],
+                args,
+                outer_len,
+                work,
+            }),
+            PlanStep::MatMul {
+                a,
+                b,
+                c,
+                dims,
+                dtype,
+                epilogue,
+            } => Step::MatMul(MatMulStep {
+                a,
+                b,
+                c,
+                dims,
+                dtype,
+                epilogue: epilogue.map(|(k, args)| (table[k], args)),
+            }),
+            PlanStep::Interpret {
+                op,
+                name,
+                inputs,
+                output,
+                ty,
+            } => Step::Interpret {
+                op,
+                name,
+                inputs,
+                output,
+                ty,
+            },
+            PlanStep::Copy { src, dst } => Step::Copy { src, dst },
+        }
     }
 }
 
