@@ -449,3 +449,67 @@ fn an_output_overlapping_its_input_falls_back_to_copies() {
         .collect();
     assert_eq!(got, want.as_slice());
 }
+
+#[test]
+fn scatter_add_sums_like_the_wide_reference() {
+    // The slice-level scatter_add accumulates f32 in f64 scratch and every other dtype in
+    // place; both must equal "sum in the wide type (f64, or wrapping i64) in the updates'
+    // order, convert once". Independent reference on wrap- and rounding-prone data.
+    let mut rng = Rng(0x5ca7_7e2a_dd00_0001);
+    for case in 0..300 {
+        let dtype = [
+            DType::F32,
+            DType::F64,
+            DType::I32,
+            DType::I64,
+            DType::U8,
+            DType::Bool,
+        ][case % 5];
+        let (m, inner, dim) = (rng.range(0, 40), rng.range(1, 4), rng.range(1, 6));
+        let u = rng.value(dtype, &[m, inner]);
+        let ids: Vec<i64> = (0..m).map(|_| rng.range(0, dim) as i64).collect();
+        let mut f = vec![0.0f64; dim * inner];
+        let mut w = vec![0i64; dim * inner];
+        let wide_f: Vec<f64> = u.to_f64_vec();
+        let wide_i: Vec<i64> = match &u {
+            Value::I32(a) => a.iter().map(|&x| x as i64).collect(),
+            Value::I64(a) => a.iter().copied().collect(),
+            Value::U8(a) => a.iter().map(|&x| x as i64).collect(),
+            Value::Bool(a) => a.iter().map(|&x| x as i64).collect(),
+            _ => Vec::new(),
+        };
+        for (i, &p) in ids.iter().enumerate() {
+            for j in 0..inner {
+                let (at, from) = (p as usize * inner + j, i * inner + j);
+                f[at] += wide_f[from];
+                if !wide_i.is_empty() {
+                    w[at] = w[at].wrapping_add(wide_i[from]);
+                }
+            }
+        }
+        let shape = [dim, inner];
+        let want = match dtype {
+            DType::F32 => Value::from_vec(&shape, f.iter().map(|&x| x as f32).collect()),
+            DType::F64 => Value::from_vec(&shape, f),
+            DType::I32 => Value::from_vec(&shape, w.iter().map(|&x| x as i32).collect()),
+            DType::I64 => Value::from_vec(&shape, w),
+            DType::U8 => Value::from_vec(&shape, w.iter().map(|&x| x as u8).collect()),
+            DType::Bool => Value::from_vec(&shape, w.iter().map(|&x| x != 0).collect()),
+        }
+        .unwrap();
+        let op = Op::ScatterAdd {
+            axis: 0,
+            batch_dims: 0,
+            dim,
+        };
+        let idx = Value::from_vec(&[m], ids).unwrap();
+        let ty = TensorType::new(dtype, shape.to_vec());
+        let got = eval_op(&op, &[&u, &idx], &ty, EvalContext::default()).unwrap();
+        assert_eq!(
+            bytes(&got),
+            bytes(&want),
+            "{dtype} [{m}, {inner}] into {dim}"
+        );
+        assert!(check(&op, &[u, idx]));
+    }
+}

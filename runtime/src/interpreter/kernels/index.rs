@@ -12,7 +12,7 @@
 
 use super::layout::{for_each_row, row_major, slice_offsets};
 use super::{Wide, compare_nan, from_vec, same_dtype, with_wide};
-use flumen_frontend::op::{BinaryOp, SliceSpec};
+use flumen_frontend::op::SliceSpec;
 use flumen_frontend::{DType, Element, Value, map_value};
 use ndarray::ArrayD;
 use std::cmp::Ordering;
@@ -249,7 +249,7 @@ pub(crate) fn scatter_add_into<T: Element, I: Copy + Into<i64>>(
             let run = &updates[next..next + inner];
             next += inner;
             for (slot, &update) in wide[at..at + inner].iter_mut().zip(run) {
-                *slot = f64::binary(BinaryOp::Add, *slot, f64::of(update));
+                *slot = slot.add(f64::of(update));
             }
         });
         for (o, &w) in out.iter_mut().zip(wide.iter()) {
@@ -262,7 +262,7 @@ pub(crate) fn scatter_add_into<T: Element, I: Copy + Into<i64>>(
                 let run = &updates[next..next + inner];
                 next += inner;
                 for (slot, &update) in out[at..at + inner].iter_mut().zip(run) {
-                    *slot = W::binary(BinaryOp::Add, W::of(*slot), W::of(update)).to::<T>();
+                    *slot = W::of(*slot).add(W::of(update)).to::<T>();
                 }
             });
         });

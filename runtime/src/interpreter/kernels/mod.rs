@@ -49,6 +49,8 @@ pub(super) trait Wide: Copy + PartialOrd + std::fmt::Debug {
     fn unary(op: UnaryOp, x: Self) -> Option<Self>;
     /// An arithmetic binary op (or a comparison as 0/1).
     fn binary(op: BinaryOp, a: Self, b: Self) -> Self;
+    /// `binary(BinaryOp::Add, self, b)`, inlined for the accumulation loops.
+    fn add(self, b: Self) -> Self;
 }
 
 impl Wide for f64 {
@@ -82,6 +84,11 @@ impl Wide for f64 {
     fn binary(op: BinaryOp, a: Self, b: Self) -> Self {
         op.eval_float(a, b)
     }
+    #[inline]
+    fn add(self, b: Self) -> Self {
+        // BinaryOp::Add's eval_float.
+        self + b
+    }
 }
 
 impl Wide for i64 {
@@ -114,6 +121,11 @@ impl Wide for i64 {
     }
     fn binary(op: BinaryOp, a: Self, b: Self) -> Self {
         op.eval_int(a, b)
+    }
+    #[inline]
+    fn add(self, b: Self) -> Self {
+        // BinaryOp::Add's eval_int.
+        self.wrapping_add(b)
     }
 }
 

@@ -190,9 +190,9 @@ pub(crate) fn cumsum_in_place<T: Element>(
                     let here = W::of(*slot);
                     if exclusive {
                         *slot = acc.to();
-                        acc = W::binary(BinaryOp::Add, acc, here);
+                        acc = acc.add(here);
                     } else {
-                        acc = W::binary(BinaryOp::Add, acc, here);
+                        acc = acc.add(here);
                         *slot = acc.to();
                     }
                 };
