@@ -367,6 +367,50 @@ fn split_columns_in_multi_thread_pools() {
     }
 }
 
+/// The bits do not depend on the pool: a split product (any number of pieces) equals the
+/// single-thread one exactly, on every kernel (JIT sessions and AOT libraries run on
+/// different pools and must agree bit for bit).
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let pool = |n| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .unwrap()
+    };
+    let mut seed = 500;
+    for m in 1..=4 {
+        for (k, n) in [(784, 300), (700, 10), (1000, 131), (257, 1000)] {
+            for tb in [false, true] {
+                seed += 1;
+                let c = case::<f32>(2, m, k, n, false, tb, (false, true), seed, false);
+                let d = case::<f64>(1, m, k, n, false, tb, (false, false), seed, false);
+                for kernel in kernels() {
+                    let one = pool(1).install(|| (c.run(kernel, None).1, d.run(kernel, None).1));
+                    for threads in [2, 3, 5] {
+                        let many = pool(threads)
+                            .install(|| (c.run(kernel, None).1, d.run(kernel, None).1));
+                        let bits32 = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        let bits64 = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(
+                            bits32(&one.0),
+                            bits32(&many.0),
+                            "{kernel:?} f32 {:?} t={threads}",
+                            c.d
+                        );
+                        assert_eq!(
+                            bits64(&one.1),
+                            bits64(&many.1),
+                            "{kernel:?} f64 {:?} t={threads}",
+                            d.d
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn zero_length_contraction_writes_zeros_then_the_epilogue() {
     for m in 1..=4 {

@@ -10,7 +10,9 @@
 //! Two implementations: AVX-512 (`avx512f`, chosen at run time by CPU detection) and a
 //! portable one written so that the compiler vectorises it (built with AVX2 + FMA where the
 //! CPU has them). The summation order differs from `gemm`'s, so results agree with it to
-//! rounding (≈ k·ε·Σ|a·b|), not bit for bit. Large products (≥ [`PARALLEL_MACS`]
+//! rounding (≈ k·ε·Σ|a·b|), not bit for bit; each element's summation order depends only on
+//! the implementation and m, never on the column blocking or the thread count, so a session
+//! and an ahead-of-time library on another pool give the same bits. Large products (≥ [`PARALLEL_MACS`]
 //! multiply-adds) split their columns over the rayon pool; the epilogue runs on each
 //! finished piece.
 
@@ -457,8 +459,11 @@ mod avx512 {
                 }
 
                 /// Row-major `b`: columns `j..j + NV·L` (the last vector masked by `last`),
-                /// all `M` rows, accumulated across all of `k` in registers. Short blocks
-                /// keep up to 4 independent sets of accumulators so the FMAs overlap.
+                /// all `M` rows, accumulated across all of `k` in registers. For m ≤ 2,
+                /// two independent sets of accumulators (even and odd `p`) let the FMAs of
+                /// short blocks overlap. The set count depends on `M` only, never on the
+                /// block, so every column is summed in the same order however the columns
+                /// are split into blocks and threads (results do not depend on the pool).
                 #[target_feature(enable = "avx512f")]
                 #[inline]
                 unsafe fn block<const M: usize, const NV: usize>(
@@ -466,15 +471,9 @@ mod avx512 {
                     j: usize,
                     last: $mask,
                 ) {
-                    let sets = if M * NV >= 8 {
-                        1
-                    } else if M * NV >= 4 {
-                        2
-                    } else {
-                        4
-                    };
+                    let sets = if M <= 2 { 2 } else { 1 };
                     let (n, k) = (job.n, job.k);
-                    let mut acc = [[[$zero(); NV]; M]; 4];
+                    let mut acc = [[[$zero(); NV]; M]; 2];
                     // SAFETY: rows 0..k of b at columns j..j+NV·L (last vector masked),
                     // a(i, p) for i < M, p < k, and row i of c are inside the buffers.
                     unsafe {
@@ -632,7 +631,7 @@ mod avx512 {
                 unsafe {
                     match (job.m, job.transpose_b) {
                         (1, false) => rows::<1, 8>(job, c0, c1),
-                        (2, false) => rows::<2, 8>(job, c0, c1),
+                        (2, false) => rows::<2, 4>(job, c0, c1),
                         (3, false) => rows::<3, 5>(job, c0, c1),
                         (4, false) => rows::<4, 4>(job, c0, c1),
                         (1, true) => dots::<1, 8>(job, c0, c1),
