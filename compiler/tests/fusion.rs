@@ -489,3 +489,148 @@ fn adam_step_matches_the_interpreter() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Edge cases: where a group must stop, be dropped, or write a variable in place
+// ---------------------------------------------------------------------------------------
+
+/// Softmax whose `exp` is also read by a matrix product placed between the group's
+/// reductions: the group stops before the product (it must see the stored `exp`).
+fn outside_reader_graph(d: DType, shape: &[usize]) -> (Graph, Vec<Tensor>) {
+    let g = Graph::new();
+    let x = g.placeholder("x", d, shape).unwrap();
+    let w = g.placeholder("w", d, &[shape[1], 3]).unwrap();
+    let m = x.max(&[1], true).unwrap();
+    let e = (&x - &m).unwrap().exp().unwrap();
+    let side = e.matmul(&w).unwrap();
+    let s = e.sum(&[1], true).unwrap();
+    let p = (&e / &s).unwrap();
+    (g, vec![p, side])
+}
+
+/// A member read at another outer index (through a transpose of a square tensor): the
+/// group cannot be one kernel and must fall back to one kernel per node.
+fn transposed_member_graph(d: DType, shape: &[usize]) -> (Graph, Vec<Tensor>) {
+    let g = Graph::new();
+    let x = g.placeholder("x", d, &[shape[0], shape[0]]).unwrap();
+    let m = x.max(&[1], true).unwrap();
+    let y = (&x - &m).unwrap();
+    let z = (&y * &y.transpose(&[1, 0]).unwrap()).unwrap();
+    let s = z.sum(&[1], false).unwrap();
+    (g, vec![s])
+}
+
+#[test]
+fn groups_stop_or_fall_back_and_match_the_interpreter() {
+    for d in [DType::F32, DType::F64] {
+        for shape in [[4usize, 16], [3, 1], [5, 7]] {
+            check("outside_reader", outside_reader_graph, d, &shape);
+            check("transposed_member", transposed_member_graph, d, &shape);
+        }
+    }
+    // The transposed read makes the group unbuildable: no kernel has two reductions.
+    let (g, out) = transposed_member_graph(DType::F32, &[5]);
+    let l = lower_graph(&g, &[&out[0]], FusionOptions::default());
+    assert_eq!(multi_reduction_kernels(&l), 0, "{}", describe(&l));
+    // The product reads the stored exp: max+exp is one kernel, then the product.
+    let (g, out) = outside_reader_graph(DType::F32, &[4, 16]);
+    let l = lower_graph(&g, &[&out[0], &out[1]], FusionOptions::default());
+    let matmul = l
+        .steps
+        .iter()
+        .position(|s| matches!(s, LStep::MatMul { .. }))
+        .expect("a product");
+    assert!(
+        matches!(&l.steps[matmul + 1..], [LStep::Kernel(_)]),
+        "the sum and the division come after the product:\n{}",
+        describe(&l)
+    );
+}
+
+/// Running statistics: `running ← 0.9·running + 0.1·mean(x, rows)` and the normalised
+/// `x`, twice; the group's per-row store goes straight into the variable. Compared with
+/// the interpreter (output and variable after each run).
+#[test]
+fn group_output_assigned_in_place_matches_the_interpreter() {
+    for d in [DType::F32, DType::F64] {
+        for (rows, cols) in [(4usize, 16usize), (3, 1), (7, 65)] {
+            let g = Graph::new();
+            let x = g.placeholder("x", d, &[rows, cols]).unwrap();
+            let running = g
+                .variable("running", Value::zeros(d, &[rows]).cast(d))
+                .unwrap();
+            let mean = x.mean(&[1], false).unwrap();
+            let upd = ((&running * 0.9).unwrap() + (&mean * 0.1).unwrap()).unwrap();
+            let set = running.assign(&upd).unwrap();
+            let y = (&x - &mean.reshape(&[rows as i64, 1]).unwrap()).unwrap();
+            // Fetching the assign's value itself would keep the copy (inplace.rs).
+            let train = g.group("train", &[&set]).unwrap();
+            let l = lower_graph(&g, &[&y, &train], FusionOptions::default());
+            assert!(
+                !l.steps.iter().any(|s| matches!(s, LStep::Copy { .. })),
+                "the update is in place:\n{}",
+                describe(&l)
+            );
+            let def = g.def();
+            let feeds = feeds_of(&g);
+            let fetch = [y.id(), train.id()];
+            let xv = value(d, &[rows, cols], 3);
+            let mut want_state = SessionState::new();
+            executor::initialize_variables(&def, &vec![true; def.len()], &mut want_state).unwrap();
+            let mut got_state = want_state.clone();
+            let (mut exe, _) = compile(&def, &feeds, &fetch).expect("compiles");
+            let (abs, rel) = tol(d);
+            for run in 0..2 {
+                let feed_map = HashMap::from([(feeds[0], xv.clone())]);
+                let want = executor::run(&def, &feed_map, &fetch, &mut want_state).unwrap();
+                let got = exe.run(&[&xv], &mut got_state).unwrap();
+                let what = format!("running stats {d} [{rows}, {cols}] run {run}");
+                assert_close(&what, &got[0], &want[0], abs, rel);
+                assert_close(
+                    "running",
+                    &got_state.variables["running"],
+                    &want_state.variables["running"],
+                    abs,
+                    rel,
+                );
+            }
+        }
+    }
+}
+
+/// Two variables updated from each other's values at the start of the run
+/// (`a ← a + b`, `b ← a·b`), over a wide and an odd shape: sibling fusion must keep
+/// the start-of-run values. Compared with the interpreter over three runs.
+#[test]
+fn sibling_updates_reading_each_other_match_the_interpreter() {
+    for d in [DType::F32, DType::F64] {
+        for n in [1usize, 67, 300] {
+            let g = Graph::new();
+            let a = g.variable("a", value(d, &[n], 1)).unwrap();
+            let b = g.variable("b", value(d, &[n], 2)).unwrap();
+            let sa = a.assign(&(&a + &b).unwrap()).unwrap();
+            let sb = b.assign(&(&a * &b).unwrap().tanh().unwrap()).unwrap();
+            let train = g.group("train", &[&sa, &sb]).unwrap();
+            let def = g.def();
+            let fetch = [train.id()];
+            let mut want_state = SessionState::new();
+            executor::initialize_variables(&def, &vec![true; def.len()], &mut want_state).unwrap();
+            let mut got_state = want_state.clone();
+            let (mut exe, _) = compile(&def, &[], &fetch).expect("compiles");
+            let (abs, rel) = tol(d);
+            for run in 0..3 {
+                executor::run(&def, &HashMap::new(), &fetch, &mut want_state).unwrap();
+                exe.run(&[], &mut got_state).unwrap();
+                for v in ["a", "b"] {
+                    assert_close(
+                        &format!("{d} n={n} run {run} `{v}`"),
+                        &got_state.variables[v],
+                        &want_state.variables[v],
+                        abs,
+                        rel,
+                    );
+                }
+            }
+        }
+    }
+}
