@@ -26,6 +26,26 @@ fn signature(b: &mut String, t: &str, inputs: usize) {
     .unwrap();
 }
 
+/// A kernel copying into each of the `shape`'s elements (`o`, unravelled as `g0..`) what
+/// `body` computes from `inputs` (named `in0..`), named after `name`.
+fn copy_kernel(
+    name: &str,
+    t: &str,
+    shape: &[usize],
+    body: &str,
+    inputs: Vec<BufId>,
+    out: BufId,
+) -> DeviceKernel {
+    let n: usize = shape.iter().product();
+    let mut b = String::new();
+    signature(&mut b, t, inputs.len());
+    loop_header(&mut b, n, shape);
+    b.push_str(body);
+    b.push_str("  }\n}\n");
+    let args = inputs.into_iter().chain([out]).collect();
+    finish(name.to_string(), b, args, false, elementwise_launch(n))
+}
+
 /// `Σ g_d · strides[d]` with the axis `axis` replaced by the expression `along`.
 fn source_index(strides: &[usize], axis: usize, along: &str) -> String {
     let mut terms: Vec<(String, usize)> = Vec::new();
@@ -65,11 +85,7 @@ pub fn concat(
     if offset != ot.shape[axis] {
         return None;
     }
-    let n = ot.numel();
-    let t = c_type(ot.dtype);
     let mut b = String::new();
-    signature(&mut b, t, inputs.len());
-    loop_header(&mut b, n, &ot.shape);
     writeln!(b, "    const fl_i64 a = g{axis};").unwrap();
     let mut start = 0;
     let mut first = true;
@@ -93,14 +109,8 @@ pub fn concat(
         first = false;
         start = end;
     }
-    b.push_str("  }\n}\n");
-    Some(finish(
-        name.to_string(),
-        b,
-        inputs.iter().map(|(b, _)| *b).chain([out]).collect(),
-        false,
-        elementwise_launch(n),
-    ))
+    let ins = inputs.iter().map(|(b, _)| *b).collect();
+    Some(copy_kernel(name, c_type(ot.dtype), &ot.shape, &b, ins, out))
 }
 
 /// `out = roll(x, shift, axis)`: `out[.., (j + shift) mod n, ..] = x[.., j, ..]`.
@@ -112,36 +122,24 @@ pub fn roll(
     axis: usize,
 ) -> Option<DeviceKernel> {
     let &len = xt.shape.get(axis)?;
-    let n = xt.numel();
-    let t = c_type(xt.dtype);
     // The shift reduced into 0..len (in i128, so no shift overflows).
     let s = if len == 0 {
         0
     } else {
         usize::try_from((shift as i128).rem_euclid(len as i128)).ok()?
     };
-    let mut b = String::new();
-    signature(&mut b, t, 1);
-    loop_header(&mut b, n, &xt.shape);
-    writeln!(
-        b,
-        "    const fl_i64 j = g{axis} >= {s}ll ? g{axis} - {s}ll : g{axis} + {}ll;",
-        len - s
-    )
-    .unwrap();
-    writeln!(
-        b,
-        "    out[o] = in0[{}];",
+    let body = format!(
+        "    const fl_i64 j = g{axis} >= {s}ll ? g{axis} - {s}ll : g{axis} + {}ll;\n    out[o] = in0[{}];\n",
+        len - s,
         source_index(&strides(&xt.shape), axis, "j")
-    )
-    .unwrap();
-    b.push_str("  }\n}\n");
-    Some(finish(
-        name.to_string(),
-        b,
-        vec![x, out],
-        false,
-        elementwise_launch(n),
+    );
+    Some(copy_kernel(
+        name,
+        c_type(xt.dtype),
+        &xt.shape,
+        &body,
+        vec![x],
+        out,
     ))
 }
 
@@ -169,12 +167,9 @@ pub fn pad(
     if !fits || xt.dtype != ot.dtype {
         return None;
     }
-    let n = ot.numel();
     let t = c_type(ot.dtype);
     let xs = strides(&xt.shape);
     let mut b = String::new();
-    signature(&mut b, t, 1);
-    loop_header(&mut b, n, &ot.shape);
     let mut inside = Vec::new();
     let mut terms = Vec::new();
     for d in 0..rank {
@@ -195,14 +190,7 @@ pub fn pad(
         fill_literal(ot.dtype, value)
     )
     .unwrap();
-    b.push_str("  }\n}\n");
-    Some(finish(
-        name.to_string(),
-        b,
-        vec![x, out],
-        false,
-        elementwise_launch(n),
-    ))
+    Some(copy_kernel(name, t, &ot.shape, &b, vec![x], out))
 }
 
 /// `out = tile(x, multiples)`: `out[g] = x[g mod shape]`. `None` when the shapes do not
@@ -220,12 +208,7 @@ pub fn tile(
     if !fits || xt.dtype != ot.dtype {
         return None;
     }
-    let n = ot.numel();
-    let t = c_type(ot.dtype);
     let xs = strides(&xt.shape);
-    let mut b = String::new();
-    signature(&mut b, t, 1);
-    loop_header(&mut b, n, &ot.shape);
     let terms: Vec<(String, usize)> = (0..rank)
         .map(|d| {
             let v = if multiples[d] == 1 || xt.shape[d] == 0 {
@@ -236,13 +219,13 @@ pub fn tile(
             (v, xs[d])
         })
         .collect();
-    writeln!(b, "    out[o] = in0[{}];", linear(&terms)).unwrap();
-    b.push_str("  }\n}\n");
-    Some(finish(
-        name.to_string(),
-        b,
-        vec![x, out],
-        false,
-        elementwise_launch(n),
+    let body = format!("    out[o] = in0[{}];\n", linear(&terms));
+    Some(copy_kernel(
+        name,
+        c_type(ot.dtype),
+        &ot.shape,
+        &body,
+        vec![x],
+        out,
     ))
 }
