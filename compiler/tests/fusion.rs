@@ -608,8 +608,8 @@ fn sibling_updates_reading_each_other_match_the_interpreter() {
             let g = Graph::new();
             let a = g.variable("a", value(d, &[n], 1)).unwrap();
             let b = g.variable("b", value(d, &[n], 2)).unwrap();
-            let sa = a.assign(&(&a + &b).unwrap()).unwrap();
-            let sb = b.assign(&(&a * &b).unwrap().tanh().unwrap()).unwrap();
+            let sa = a.assign((&a + &b).unwrap()).unwrap();
+            let sb = b.assign((&a * &b).unwrap().tanh().unwrap()).unwrap();
             let train = g.group("train", &[&sa, &sb]).unwrap();
             let def = g.def();
             let fetch = [train.id()];
