@@ -11,14 +11,15 @@
 //!   later runs. A segment is re-captured only if a buffer moved (a variable re-allocated).
 
 use super::device::{CudaDevice, cuda_error};
+use super::memory::{DevAlloc, Pinned, STAGED_FEED_BYTES, download, upload, value_bytes};
+use super::profile::Profile;
 use super::program::{CudaProgram, DeviceKernel, DeviceStep, GemmStep};
 use crate::exec::{BufId, BufferDecl, Storage};
 use crate::interpreter::{EvalContext, eval_op};
 use crate::state::SessionState;
 use cudarc::cublas::sys as blas;
 use cudarc::driver::{result as drv, sys};
-use flumen_frontend::{DType, Element, GraphError, Result, TensorType, Value, map_value};
-use ndarray::{ArrayD, IxDyn};
+use flumen_frontend::{DType, GraphError, Result, TensorType, Value};
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -26,149 +27,6 @@ use std::sync::Arc;
 /// Bytes of cuBLAS workspace per executable (set before capture so cuBLAS never allocates
 /// inside a CUDA graph).
 const BLAS_WORKSPACE: usize = 32 << 20;
-
-/// One device allocation, freed on drop.
-struct DevAlloc {
-    ptr: sys::CUdeviceptr,
-    bytes: usize,
-}
-
-impl DevAlloc {
-    fn new(device: &CudaDevice, bytes: usize) -> Result<DevAlloc> {
-        if bytes == 0 {
-            return Ok(DevAlloc { ptr: 0, bytes });
-        }
-        device.bind()?;
-        // SAFETY: the context is current; the memory is freed in `free`.
-        let ptr = unsafe { drv::malloc_sync(bytes) }.map_err(|e| {
-            cuda_error(format!(
-                "cannot allocate {bytes} bytes on {}: {e}",
-                device.info.name
-            ))
-        })?;
-        // SAFETY: a fresh allocation of `bytes` bytes.
-        unsafe { drv::memset_d8_sync(ptr, 0, bytes) }.map_err(cuda_error)?;
-        Ok(DevAlloc { ptr, bytes })
-    }
-
-    fn free(&mut self) {
-        if self.ptr != 0 {
-            // SAFETY: allocated by `new` and not freed yet; the caller bound the context.
-            let _ = unsafe { drv::free_sync(self.ptr) };
-            self.ptr = 0;
-        }
-    }
-}
-
-/// Feeds of at least this many bytes are copied through a pinned staging buffer.
-const STAGED_FEED_BYTES: usize = 256 << 10;
-/// The staging copy's chunk: the host copies chunk i + 1 while the DMA engine moves chunk i.
-const STAGING_CHUNK: usize = 2 << 20;
-
-/// Page-locked host memory for one feed: a pageable `cuMemcpyHtoD` of a large batch runs at
-/// a fraction of the bus's speed (12.8 MB took 2.5 ms on an H200 machine); staged copies
-/// are asynchronous and overlap the host copy with the transfer.
-struct Pinned {
-    ptr: *mut u8,
-    bytes: usize,
-}
-
-impl Pinned {
-    fn new(device: &CudaDevice, bytes: usize) -> Result<Pinned> {
-        device.bind()?;
-        // SAFETY: the context is current; freed in `drop`.
-        let ptr = unsafe { drv::malloc_host(bytes, 0) }.map_err(|e| {
-            cuda_error(format!(
-                "cannot allocate {bytes} bytes of pinned host memory: {e}"
-            ))
-        })?;
-        Ok(Pinned {
-            ptr: ptr.cast(),
-            bytes,
-        })
-    }
-
-    /// Enqueue the copy of `src` to `dst` on `stream`, chunk by chunk. The caller
-    /// synchronises the stream before the next call (every run ends with a synchronise).
-    fn upload(&self, dst: sys::CUdeviceptr, src: &[u8], stream: sys::CUstream) -> Result<()> {
-        assert!(src.len() <= self.bytes, "staging buffer too small");
-        let mut off = 0;
-        while off < src.len() {
-            let len = STAGING_CHUNK.min(src.len() - off);
-            // SAFETY: `off + len <= self.bytes`; no transfer reads this range (the
-            // previous run's were synchronised, this run's cover earlier chunks).
-            let chunk = unsafe {
-                std::ptr::copy_nonoverlapping(src.as_ptr().add(off), self.ptr.add(off), len);
-                std::slice::from_raw_parts(self.ptr.add(off), len)
-            };
-            // SAFETY: `dst + off .. + len` lies in the feed's allocation; the pinned
-            // chunk stays untouched until the stream is synchronised.
-            unsafe { drv::memcpy_htod_async(dst + off as u64, chunk, stream) }
-                .map_err(cuda_error)?;
-            off += len;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Pinned {
-    fn drop(&mut self) {
-        // SAFETY: allocated by `malloc_host`; transfers from it finished (every run ends
-        // with a synchronise, and the executable synchronises before dropping its fields).
-        let _ = unsafe { drv::free_host(self.ptr.cast()) };
-    }
-}
-
-/// The bytes of `v` in row-major order: borrowed when the value already is row-major (as
-/// feeds and fetched values are), else a row-major copy. (`as_standard_layout()
-/// .into_owned()` copies even a row-major array: 12.8 MB of fresh pages per MNIST batch.)
-fn value_bytes(v: &Value) -> std::borrow::Cow<'_, [u8]> {
-    fn bytes_of<T>(s: &[T]) -> &[u8] {
-        // SAFETY: plain-old-data elements (f32, f64, i32, i64, u8, bool) viewed as bytes.
-        unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<u8>(), std::mem::size_of_val(s)) }
-    }
-    map_value!(v, a => match a.as_slice() {
-        Some(s) => std::borrow::Cow::Borrowed(bytes_of(s)),
-        None => {
-            let owned: Vec<_> = a.iter().copied().collect();
-            std::borrow::Cow::Owned(bytes_of(&owned).to_vec())
-        }
-    })
-}
-
-/// Copy `ty.numel()` elements from device memory into a new value (synchronous).
-fn download(ptr: sys::CUdeviceptr, ty: &TensorType) -> Result<Value> {
-    fn go<T: Element + Default + Clone>(ptr: sys::CUdeviceptr, shape: &[usize]) -> Result<Value> {
-        let n: usize = shape.iter().product();
-        let mut data = vec![T::default(); n];
-        if n > 0 {
-            // SAFETY: `ptr` addresses `n` elements of `T` (the buffer's declaration).
-            unsafe { drv::memcpy_dtoh_sync(&mut data, ptr) }.map_err(cuda_error)?;
-        }
-        Ok(T::wrap(
-            ArrayD::from_shape_vec(IxDyn(shape), data).expect("numel matches shape"),
-        ))
-    }
-    match ty.dtype {
-        DType::F32 => go::<f32>(ptr, &ty.shape),
-        DType::F64 => go::<f64>(ptr, &ty.shape),
-        DType::I32 => go::<i32>(ptr, &ty.shape),
-        DType::I64 => go::<i64>(ptr, &ty.shape),
-        DType::U8 => go::<u8>(ptr, &ty.shape),
-        DType::Bool => go::<bool>(ptr, &ty.shape),
-    }
-}
-
-/// Copy a value to device memory (synchronous).
-fn upload(ptr: sys::CUdeviceptr, v: &Value) -> Result<()> {
-    let bytes = value_bytes(v);
-    let bytes: &[u8] = &bytes;
-    if !bytes.is_empty() {
-        // SAFETY: the destination has room for the value (checked by the callers).
-        unsafe { drv::memcpy_htod_sync(ptr, bytes) }.map_err(cuda_error)?;
-    }
-    Ok(())
-}
 
 /// A variable's device copy.
 struct DeviceVar {
@@ -280,7 +138,7 @@ impl Drop for DeviceVariables {
 }
 
 /// A maximal run of device steps (captured as one graph) or one host step.
-enum Segment {
+pub(super) enum Segment {
     Device {
         steps: std::ops::Range<usize>,
         /// The instantiated graph and the buffer addresses it was captured with.
@@ -311,59 +169,6 @@ pub struct CudaExecutable {
     use_graphs: bool,
     /// Per-phase wall times (`FLUMEN_CUDA_PROFILE=1`), printed to stderr on drop.
     profile: Option<Profile>,
-}
-
-/// Accumulated wall time of each phase of [`CudaExecutable::run`] over all runs, with the
-/// stream synchronised after each phase so the device time lands in its phase.
-#[derive(Default)]
-struct Profile {
-    runs: usize,
-    variables: std::time::Duration,
-    feeds: std::time::Duration,
-    segments: Vec<std::time::Duration>,
-    fetches: std::time::Duration,
-    /// CUDA graphs captured (once per device segment unless buffers move).
-    captures: usize,
-    /// Per device step, when graphs are off (`FLUMEN_CUDA_GRAPHS=0`).
-    steps: Vec<std::time::Duration>,
-}
-
-impl Profile {
-    fn report(&self, program: &CudaProgram, segments: &[Segment]) -> String {
-        use std::fmt::Write;
-        let per = |d: std::time::Duration| d.as_secs_f64() * 1e3 / self.runs.max(1) as f64;
-        let mut out = format!(
-            "flumen cuda profile: {} runs, {} graph captures, mean ms per run: variables {:.4}, feeds {:.4}, fetches {:.4}\n",
-            self.runs,
-            self.captures,
-            per(self.variables),
-            per(self.feeds),
-            per(self.fetches)
-        );
-        for (seg, d) in segments.iter().zip(&self.segments) {
-            let what = match seg {
-                Segment::Device { steps, .. } => format!("device steps {steps:?}"),
-                Segment::Host(i) => program.steps[*i].describe(),
-            };
-            let _ = writeln!(out, "  {:>10.4} ms  {what}", per(*d));
-        }
-        let mut by_time: Vec<(usize, std::time::Duration)> =
-            self.steps.iter().copied().enumerate().collect();
-        by_time.sort_by(|a, b| b.1.cmp(&a.1));
-        if !by_time.is_empty() {
-            let total: f64 = by_time.iter().map(|(_, d)| per(*d)).sum();
-            let _ = writeln!(out, "  device steps, slowest first (of {total:.4} ms):");
-        }
-        for (i, d) in by_time.into_iter().take(20) {
-            let _ = writeln!(
-                out,
-                "  {:>10.4} ms  step {i}: {}",
-                per(d),
-                program.steps[i].describe()
-            );
-        }
-        out
-    }
 }
 
 fn root(buffers: &[BufferDecl], mut b: BufId) -> BufId {

@@ -15,6 +15,10 @@ pub mod program;
 pub mod device;
 #[cfg(feature = "cuda")]
 pub mod exec;
+#[cfg(feature = "cuda")]
+mod memory;
+#[cfg(feature = "cuda")]
+mod profile;
 
 pub use program::{CudaProgram, DeviceKernel, DeviceStep, GemmStep, Launch};
 
