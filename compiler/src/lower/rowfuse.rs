@@ -28,7 +28,8 @@ use super::kernels::{
 use crate::kernel::{BufId, Kernel, PhaseKind};
 use flumen_frontend::op::{Op, ReduceOp};
 use flumen_frontend::{GraphDef, NodeId};
-use std::collections::HashSet;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet};
 
 /// One reduction group.
 #[derive(Clone, Debug)]
@@ -193,19 +194,24 @@ pub fn find_groups(
 ) -> Vec<Group> {
     let n = def.len();
     let live = |i: usize| executed[i] && !virt[i];
-    // The materialised nodes reading each node (through virtual nodes).
+    // The materialised nodes each node reads, and those reading it (through virtual nodes).
+    let mut frontiers: Vec<Vec<NodeId>> = vec![Vec::new(); n];
     let mut readers: Vec<Vec<NodeId>> = vec![Vec::new(); n];
     for (id, node) in def.iter() {
         if live(id.0) && !matches!(node.op, Op::Variable { .. }) {
-            for f in frontier(def, virt, id) {
+            frontiers[id.0] = frontier(def, virt, id);
+            for f in &frontiers[id.0] {
                 readers[f.0].push(id);
             }
         }
     }
-    let mut controls = vec![false; n];
-    for (_, node) in def.iter() {
-        for c in &node.control_inputs {
-            controls[c.0] = true;
+    // Executed nodes with a control input on each node.
+    let mut controlled: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (id, node) in def.iter() {
+        if executed[id.0] {
+            for c in &node.control_inputs {
+                controlled[c.0].push(id.0);
+            }
         }
     }
     let mut taken = vec![false; n];
@@ -219,29 +225,32 @@ pub fn find_groups(
         };
         let mut members = vec![NodeId(r)];
         let mut member_set: HashSet<NodeId> = HashSet::from([NodeId(r)]);
-        for m in r + 1..n {
-            if !executed[m] {
-                continue;
-            }
-            let node = def.node(NodeId(m));
-            let control = node.control_inputs.iter().any(|c| member_set.contains(c));
-            if virt[m] {
-                if control {
-                    break;
+        // The nodes connected to the group (reading a member, or ordered after one by a
+        // control input), in node order: each joins, or ends the group. Keys are
+        // (node, 0 for a control input, 1 for a data read), so control comes first.
+        let mut next: BinaryHeap<Reverse<(usize, u8)>> = BinaryHeap::new();
+        let mut queued: HashSet<usize> = HashSet::new();
+        let mut connect = |m: usize, next: &mut BinaryHeap<Reverse<(usize, u8)>>| {
+            for rd in &readers[m] {
+                if queued.insert(rd.0) {
+                    next.push(Reverse((rd.0, 1)));
                 }
+            }
+            for &c in &controlled[m] {
+                next.push(Reverse((c, 0)));
+            }
+        };
+        connect(r, &mut next);
+        while let Some(Reverse((m, kind))) = next.pop() {
+            if kind == 1 && member_set.contains(&NodeId(m)) {
                 continue;
             }
-            let reads = frontier(def, virt, NodeId(m))
-                .into_iter()
-                .any(|f| member_set.contains(&f));
-            if !reads && !control {
-                continue;
-            }
-            if control || taken[m] || !space.fits(def, NodeId(m)) {
+            if kind == 0 || taken[m] || !space.fits(def, NodeId(m)) {
                 break;
             }
             members.push(NodeId(m));
             member_set.insert(NodeId(m));
+            connect(m, &mut next);
         }
         if members.len() < 2 {
             continue;
@@ -251,10 +260,10 @@ pub fn find_groups(
         // inside the group instead of being stored.
         let mut k = 0;
         while k < members.len() {
-            for f in frontier(def, virt, members[k]) {
+            for &f in &frontiers[members[k].0] {
                 let fnode = def.node(f);
                 let only_members = readers[f.0].iter().all(|r| member_set.contains(r));
-                let no_control = !controls[f.0];
+                let no_control = controlled[f.0].is_empty();
                 if !member_set.contains(&f)
                     && !taken[f.0]
                     && executed[f.0]
