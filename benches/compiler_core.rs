@@ -232,6 +232,7 @@ fn gemv(c: &mut Criterion) {
         ("gemm", MatMulKernel::Gemm),
         ("portable", MatMulKernel::SmallM(GemvImpl::Portable)),
     ];
+    #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         kernels.insert(1, ("avx512", MatMulKernel::SmallM(GemvImpl::Avx512)));
     }

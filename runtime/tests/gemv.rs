@@ -210,10 +210,22 @@ impl<T: Float> Case<T> {
     }
 }
 
+/// Whether this CPU runs the AVX-512 kernels.
+fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// The kernels to compare on this CPU (AVX-512 only where it runs).
 fn kernels() -> Vec<MatMulKernel> {
     let mut ks = vec![MatMulKernel::SmallM(GemvImpl::Portable), MatMulKernel::Gemm];
-    if std::arch::is_x86_feature_detected!("avx512f") {
+    if has_avx512() {
         ks.insert(0, MatMulKernel::SmallM(GemvImpl::Avx512));
     } else {
         eprintln!("note: this CPU has no AVX-512; only the portable kernels are checked");
@@ -439,7 +451,7 @@ fn dispatch_covers_small_m_and_leaves_the_rest_to_gemm() {
         a_batch_stride: 0,
         b_batch_stride: 0,
     };
-    let avx = std::arch::is_x86_feature_detected!("avx512f");
+    let avx = has_avx512();
     let small = if avx {
         MatMulKernel::SmallM(GemvImpl::Avx512)
     } else {
