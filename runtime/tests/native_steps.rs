@@ -513,3 +513,81 @@ fn scatter_add_sums_like_the_wide_reference() {
         assert!(check(&op, &[u, idx]));
     }
 }
+
+#[test]
+fn argsort_and_top_k_equal_a_stable_sort() {
+    // The sorting kernels sort (value, index) pairs unstably with the index as tie-break;
+    // that must equal a stable sort by value (NaN above every number) — checked against
+    // std's stable sort on tie- and NaN-heavy data, every axis, both directions.
+    let mut rng = Rng(0x0123_4567_89ab_cdef);
+    for case in 0..200 {
+        let dtype = [DType::F32, DType::F64, DType::I32, DType::U8][case % 4];
+        let rank = rng.range(1, 4);
+        let shape = rng.shape(rank, 7);
+        let x = rng.value(dtype, &shape);
+        let vals = x.to_f64_vec(); // exact for these dtypes
+        let axis = rng.range(0, rank);
+        let descending = rng.range(0, 2) == 0;
+        let (n, inner) = (shape[axis], shape[axis + 1..].iter().product::<usize>());
+        let mut want = vec![0i64; vals.len()];
+        let cmp = |a: f64, b: f64| match (a.is_nan(), b.is_nan()) {
+            (true, true) => std::cmp::Ordering::Equal,
+            (true, false) => std::cmp::Ordering::Greater,
+            (false, true) => std::cmp::Ordering::Less,
+            _ => a.partial_cmp(&b).unwrap(),
+        };
+        if n * inner > 0 {
+            for (o, chunk) in want.chunks_mut(n * inner).enumerate() {
+                for j in 0..inner {
+                    let at = |i: usize| vals[o * n * inner + i * inner + j];
+                    let mut order: Vec<usize> = (0..n).collect();
+                    order.sort_by(|&a, &b| {
+                        let c = cmp(at(a), at(b));
+                        if descending { c.reverse() } else { c }
+                    });
+                    for (t, &i) in order.iter().enumerate() {
+                        chunk[t * inner + j] = i as i64;
+                    }
+                }
+            }
+        }
+        let op = Op::ArgSort { axis, descending };
+        let got = eval_op(
+            &op,
+            &[&x],
+            &TensorType::new(DType::I64, shape.clone()),
+            EvalContext::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            bytes(&got),
+            bytes(&Value::from_vec(&shape, want.clone()).unwrap()),
+            "{dtype} {shape:?} axis {axis} desc {descending}"
+        );
+        assert!(check(&op, std::slice::from_ref(&x)));
+        // top_k = the first k of the descending stable sort along the last axis.
+        if axis == rank - 1 && descending {
+            let k = rng.range(0, n + 1);
+            let mut kshape = shape.clone();
+            kshape[rank - 1] = k;
+            let firsts: Vec<i64> = if n == 0 {
+                Vec::new()
+            } else {
+                want.chunks(n).flat_map(|r| r[..k].to_vec()).collect()
+            };
+            let got = eval_op(
+                &Op::TopK { k },
+                &[&x],
+                &TensorType::new(DType::I64, kshape.clone()),
+                EvalContext::default(),
+            )
+            .unwrap();
+            assert_eq!(
+                bytes(&got),
+                bytes(&Value::from_vec(&kshape, firsts).unwrap()),
+                "top_k {k} of {shape:?}"
+            );
+            assert!(check(&Op::TopK { k }, std::slice::from_ref(&x)));
+        }
+    }
+}

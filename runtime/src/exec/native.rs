@@ -25,26 +25,27 @@ use crate::interpreter::kernels::layout::{
 };
 use crate::interpreter::kernels::random::random_into;
 use crate::interpreter::kernels::reduce::{arg_reduce_into, cumsum_in_place};
-use crate::interpreter::kernels::with_dtype;
+use crate::interpreter::kernels::{SortScratch, with_dtype};
 use flumen_frontend::op::{ArgReduceOp, Op, TensorType};
 use flumen_frontend::{DType, Element, Scalar};
 use std::cell::RefCell;
 
 thread_local! {
-    /// Index scratch of top_k and argsort (grows to the longest row, then reused).
-    static ORDER: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// `(value, index)` scratch of top_k and argsort (grows to the longest row, then
+    /// reused).
+    static SORT: RefCell<SortScratch> = const { RefCell::new(SortScratch::new()) };
     /// f64 accumulators of f32 scatter_add (grows to the largest output, then reused).
     static WIDE: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Run `f` on this thread's scratch vector (a fresh one if it is already borrowed).
-fn with_scratch<S, R>(
-    key: &'static std::thread::LocalKey<RefCell<Vec<S>>>,
-    f: impl FnOnce(&mut Vec<S>) -> R,
+/// Run `f` on this thread's scratch (a fresh one if it is already borrowed).
+fn with_scratch<S: Default, R>(
+    key: &'static std::thread::LocalKey<RefCell<S>>,
+    f: impl FnOnce(&mut S) -> R,
 ) -> R {
     key.with(|cell| match cell.try_borrow_mut() {
         Ok(mut v) => f(&mut v),
-        Err(_) => f(&mut Vec::new()),
+        Err(_) => f(&mut S::default()),
     })
 }
 
@@ -343,8 +344,8 @@ unsafe fn top_k(b: &Bufs, k: usize) -> Option<Result<(), String>> {
     }
     // SAFETY: forwarded; types checked above.
     Some(unsafe {
-        with_dtype!(x.dtype, T => with_scratch(&ORDER, |order| {
-            top_k_into::<T>(b.input(0), n, k, b.output(), order)
+        with_dtype!(x.dtype, T => with_scratch(&SORT, |scratch| {
+            top_k_into::<T>(b.input(0), n, k, b.output(), scratch)
         }))
     })
 }
@@ -362,8 +363,8 @@ unsafe fn argsort(b: &Bufs, axis: usize, descending: bool) -> Option<Result<(), 
     let inner: usize = x.shape[axis + 1..].iter().product();
     // SAFETY: forwarded; types checked above.
     unsafe {
-        with_dtype!(x.dtype, T => with_scratch(&ORDER, |order| {
-            argsort_into::<T>(b.input(0), n, inner, descending, b.output(), order)
+        with_dtype!(x.dtype, T => with_scratch(&SORT, |scratch| {
+            argsort_into::<T>(b.input(0), n, inner, descending, b.output(), scratch)
         }))
     };
     Some(Ok(()))

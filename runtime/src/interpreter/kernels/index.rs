@@ -11,7 +11,7 @@
 //! selects the `k` largest of each row before sorting just those.
 
 use super::layout::{for_each_row, row_major, slice_offsets};
-use super::{Wide, compare_nan, from_vec, same_dtype, with_wide};
+use super::{SortScratch, Wide, compare_nan, from_vec, same_dtype, with_wide};
 use flumen_frontend::op::SliceSpec;
 use flumen_frontend::{DType, Element, Value, map_value};
 use ndarray::ArrayD;
@@ -284,21 +284,21 @@ fn top_k_typed<T: Element>(a: &ArrayD<T>, k: usize) -> Result<ArrayD<i64>, Strin
     let mut shape = a.shape().to_vec();
     shape[last] = k;
     let mut out = vec![0; shape.iter().product()];
-    top_k_into(&row_major(a), n, k, &mut out, &mut Vec::new())?;
+    top_k_into(&row_major(a), n, k, &mut out, &mut SortScratch::new())?;
     from_vec(&shape, out)
 }
 
 /// The selection of a top_k: `src` is row-major with rows of `n`, `out` gets `k` indices
-/// per row; `order` is scratch (resized to `n`). Per row, the `k` winners are selected with
-/// `select_nth_unstable_by`, then only they are sorted, under the strict total order
-/// "larger first (NaN above every number, NaNs equal), then lower index" — exactly the
-/// first `k` of a stable full sort.
+/// per row; `scratch` holds each row's `(wide value, index)` pairs. Per row, the `k`
+/// winners are selected with `select_nth_unstable_by`, then only they are sorted, under
+/// the strict total order "larger first (NaN above every number, NaNs equal), then lower
+/// index" — exactly the first `k` of a stable full sort.
 pub(crate) fn top_k_into<T: Element>(
     src: &[T],
     n: usize,
     k: usize,
     out: &mut [i64],
-    order: &mut Vec<usize>,
+    scratch: &mut SortScratch,
 ) -> Result<(), String> {
     if n < k {
         return Err(format!("top_k with k = {k} on a last axis of length {n}"));
@@ -310,20 +310,19 @@ pub(crate) fn top_k_into<T: Element>(
         return Err("internal error: top_k output does not fit its input".into());
     }
     with_wide!(T, W => {
+        let pairs = W::pairs(scratch);
+        let before = |a: &(W, usize), b: &(W, usize)| -> Ordering {
+            compare_nan(a.0, b.0, true).reverse().then(a.1.cmp(&b.1))
+        };
         for (row, dst) in src.chunks_exact(n).zip(out.chunks_exact_mut(k)) {
-            order.clear();
-            order.extend(0..n);
-            let before = |&i: &usize, &j: &usize| -> Ordering {
-                compare_nan(W::of(row[i]), W::of(row[j]), true)
-                    .reverse()
-                    .then(i.cmp(&j))
-            };
+            pairs.clear();
+            pairs.extend(row.iter().enumerate().map(|(i, &v)| (W::of(v), i)));
             if k < n {
-                order.select_nth_unstable_by(k - 1, before);
-                order.truncate(k);
+                pairs.select_nth_unstable_by(k - 1, before);
             }
-            order.sort_unstable_by(before);
-            for (d, &i) in dst.iter_mut().zip(order.iter()) {
+            let winners = &mut pairs[..k];
+            winners.sort_unstable_by(before);
+            for (d, &(_, i)) in dst.iter_mut().zip(winners.iter()) {
                 *d = i as i64;
             }
         }
@@ -358,38 +357,40 @@ fn argsort_typed<T: Element>(
         inner,
         descending,
         &mut out,
-        &mut Vec::new(),
+        &mut SortScratch::new(),
     );
     from_vec(a.shape(), out)
 }
 
 /// The sort of an argsort along an axis of length `n` whose trailing axes hold `inner`
-/// elements: `src` and `out` are row-major and of equal length; `order` is scratch. Each
-/// lane is sorted (unstably, which is allocation-free) by value (NaN above every number,
-/// reversed when descending) then by index — the same order as a stable sort by value.
+/// elements: `src` and `out` are row-major and of equal length; `scratch` holds each
+/// lane's `(wide value, index)` pairs. Each lane is sorted (unstably, which is
+/// allocation-free) by value (NaN above every number, reversed when descending) then by
+/// index — the same order as a stable sort by value.
 pub(crate) fn argsort_into<T: Element>(
     src: &[T],
     n: usize,
     inner: usize,
     descending: bool,
     out: &mut [i64],
-    order: &mut Vec<usize>,
+    scratch: &mut SortScratch,
 ) {
     let block = n * inner;
     if block == 0 {
         return;
     }
     with_wide!(T, W => {
+        let pairs = W::pairs(scratch);
         for (s, d) in src.chunks_exact(block).zip(out.chunks_exact_mut(block)) {
             for j in 0..inner {
-                order.clear();
-                order.extend(0..n);
-                order.sort_unstable_by(|&a, &b| {
-                    let o = compare_nan(W::of(s[a * inner + j]), W::of(s[b * inner + j]), true);
+                pairs.clear();
+                pairs.extend((0..n).map(|i| (W::of(s[i * inner + j]), i)));
+                pairs.sort_unstable_by(|a, b| {
+                    let o = compare_nan(a.0, b.0, true);
                     let o = if descending { o.reverse() } else { o };
-                    o.then(a.cmp(&b))
+                    o.then(a.1.cmp(&b.1))
                 });
-                for (t, &i) in order.iter().enumerate() {
+                for (t, &(_, i)) in pairs.iter().enumerate() {
                     d[t * inner + j] = i as i64;
                 }
             }

@@ -51,6 +51,26 @@ pub(super) trait Wide: Copy + PartialOrd + std::fmt::Debug {
     fn binary(op: BinaryOp, a: Self, b: Self) -> Self;
     /// `binary(BinaryOp::Add, self, b)`, inlined for the accumulation loops.
     fn add(self, b: Self) -> Self;
+    /// This wide type's `(value, index)` buffer of a [`SortScratch`].
+    fn pairs(s: &mut SortScratch) -> &mut Vec<(Self, usize)>;
+}
+
+/// Reusable `(wide value, index)` buffers of the sorting kernels (top_k, argsort), one per
+/// wide type; they keep their capacity between calls.
+#[derive(Default)]
+pub(crate) struct SortScratch {
+    floats: Vec<(f64, usize)>,
+    ints: Vec<(i64, usize)>,
+}
+
+impl SortScratch {
+    /// Empty buffers (no allocation).
+    pub(crate) const fn new() -> SortScratch {
+        SortScratch {
+            floats: Vec::new(),
+            ints: Vec::new(),
+        }
+    }
 }
 
 impl Wide for f64 {
@@ -89,6 +109,9 @@ impl Wide for f64 {
         // BinaryOp::Add's eval_float.
         self + b
     }
+    fn pairs(s: &mut SortScratch) -> &mut Vec<(Self, usize)> {
+        &mut s.floats
+    }
 }
 
 impl Wide for i64 {
@@ -126,6 +149,9 @@ impl Wide for i64 {
     fn add(self, b: Self) -> Self {
         // BinaryOp::Add's eval_int.
         self.wrapping_add(b)
+    }
+    fn pairs(s: &mut SortScratch) -> &mut Vec<(Self, usize)> {
+        &mut s.ints
     }
 }
 
