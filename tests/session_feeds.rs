@@ -11,6 +11,48 @@
 
 use flumen::{Backend, DType, FeedView, Graph, GraphError, Session, Tensor, Value};
 use ndarray::{Array2, ArrayD, IxDyn, s};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+/// Counts the bytes each thread allocates (to show that borrowed feeds are not copied).
+struct Counting;
+
+thread_local! {
+    static BYTES: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count(n: usize) {
+    let _ = BYTES.try_with(|b| b.set(b.get() + n));
+}
+
+// SAFETY: forwards to the system allocator; counting touches only a thread-local Cell.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        count(l.size());
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        count(l.size());
+        unsafe { System.alloc_zeroed(l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        count(new);
+        unsafe { System.realloc(p, l, new) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// Bytes this thread allocated while running `f`.
+fn allocated<R>(f: impl FnOnce() -> R) -> (usize, R) {
+    let before = BYTES.with(Cell::get);
+    let r = f();
+    (BYTES.with(Cell::get) - before, r)
+}
 
 /// `relu(x·W1 + b1)·W2 + b2` with x `[batch, 64]`, W1 `[64, 37]`, W2 `[37, 5]`.
 struct Mlp {
@@ -273,4 +315,35 @@ fn feed_view_reports_dtype_shape_and_copies() {
             .collect::<Vec<_>>(),
         vec![1, 3, 2, 4]
     );
+}
+
+/// A steady-state `run_views` allocates less than the feed itself (it reads the caller's
+/// array in place); `run` with a cloned feed allocates the copy on top. Everything runs on
+/// the one thread of a 1-thread pool, where the counter is.
+#[test]
+fn borrowed_feeds_are_not_copied() {
+    let m = mlp(1000, DType::F32);
+    let input = array(&[1000, 64], 5, DType::F32);
+    let feed_bytes = 1000 * 64 * 4;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let mut sess = Session::new(&m.graph);
+        let run_views = |sess: &mut Session| {
+            sess.run_views(&[(&m.x, FeedView::from(&input))], &[&m.logits])
+                .unwrap()
+        };
+        let run_owned =
+            |sess: &mut Session| sess.run(&[(&m.x, input.clone())], &[&m.logits]).unwrap();
+        run_views(&mut sess); // compile, initialise
+        run_owned(&mut sess);
+        let (views, a) = allocated(|| run_views(&mut sess));
+        let (owned, b) = allocated(|| run_owned(&mut sess));
+        assert_eq!(bits(&a[0]), bits(&b[0]));
+        eprintln!("run_views: {views} bytes, run with a clone: {owned} bytes");
+        assert!(views < feed_bytes, "run_views allocated {views} bytes");
+        assert!(owned >= views + feed_bytes, "run allocated {owned} bytes");
+    });
 }
