@@ -591,3 +591,65 @@ fn argsort_and_top_k_equal_a_stable_sort() {
         }
     }
 }
+
+#[test]
+fn cumsum_equals_a_lane_by_lane_reference() {
+    // Lanes are accumulated in tiles; check every mode against a plain per-lane loop, with
+    // inner sizes across tile boundaries (f64: the wide type itself; i32: wrapping).
+    let mut rng = Rng(0x7777_1234_abcd_0042);
+    for case in 0..120 {
+        let dtype = [DType::F64, DType::I32][case % 2];
+        let (outer, n, inner) = (rng.range(0, 3), rng.range(0, 9), rng.range(1, 40));
+        let x = rng.value(dtype, &[outer, n, inner]);
+        let (exclusive, reverse) = (case % 3 == 0, case % 4 < 2);
+        let vf = x.to_f64_vec();
+        let vi: Vec<i64> = match &x {
+            Value::I32(a) => a.iter().map(|&v| v as i64).collect(),
+            _ => Vec::new(),
+        };
+        let (mut wf, mut wi) = (vf.clone(), vi.clone());
+        for o in 0..outer {
+            for j in 0..inner {
+                let (mut af, mut ai) = (0.0f64, 0i64);
+                for s in 0..n {
+                    let t = if reverse { n - 1 - s } else { s };
+                    let at = (o * n + t) * inner + j;
+                    if exclusive {
+                        wf[at] = af;
+                        af += vf[at];
+                        if !vi.is_empty() {
+                            wi[at] = ai;
+                            ai = ai.wrapping_add(vi[at]);
+                        }
+                    } else {
+                        af += vf[at];
+                        wf[at] = af;
+                        if !vi.is_empty() {
+                            ai = ai.wrapping_add(vi[at]);
+                            wi[at] = ai;
+                        }
+                    }
+                }
+            }
+        }
+        let shape = [outer, n, inner];
+        let want = match dtype {
+            DType::F64 => Value::from_vec(&shape, wf),
+            _ => Value::from_vec(&shape, wi.iter().map(|&v| v as i32).collect()),
+        }
+        .unwrap();
+        let op = Op::Cumsum {
+            axis: 1,
+            exclusive,
+            reverse,
+        };
+        let ty = TensorType::new(dtype, shape.to_vec());
+        let got = eval_op(&op, &[&x], &ty, EvalContext::default()).unwrap();
+        assert_eq!(
+            bytes(&got),
+            bytes(&want),
+            "{dtype} {shape:?} {exclusive} {reverse}"
+        );
+        assert!(check(&op, std::slice::from_ref(&x)));
+    }
+}

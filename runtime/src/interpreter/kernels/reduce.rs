@@ -168,9 +168,14 @@ fn cumsum_typed<T: Element>(
     Ok(out)
 }
 
+/// Lanes accumulated together by [`cumsum_in_place`] (one cache line of f32).
+const CUMSUM_TILE: usize = 16;
+
 /// The sums of a cumsum along an axis of length `n` whose trailing axes hold `inner`
 /// elements, in place on row-major `data`: each lane is accumulated in the wide type and
 /// rounded once per element (exclusive: the sum before the element; reverse: from the end).
+/// Lanes go [`CUMSUM_TILE`] at a time with their accumulators on the stack, so the walk
+/// along the axis reads contiguous runs of each row.
 pub(crate) fn cumsum_in_place<T: Element>(
     data: &mut [T],
     n: usize,
@@ -184,24 +189,25 @@ pub(crate) fn cumsum_in_place<T: Element>(
     }
     with_wide!(T, W => {
         for chunk in data.chunks_exact_mut(block) {
-            for j in 0..inner {
-                let mut acc = W::zero();
-                let mut step = |slot: &mut T| {
-                    let here = W::of(*slot);
-                    if exclusive {
-                        *slot = acc.to();
-                        acc = acc.add(here);
-                    } else {
-                        acc = acc.add(here);
-                        *slot = acc.to();
+            let mut j0 = 0;
+            while j0 < inner {
+                let width = CUMSUM_TILE.min(inner - j0);
+                let mut acc = [W::zero(); CUMSUM_TILE];
+                for step in 0..n {
+                    let t = if reverse { n - 1 - step } else { step };
+                    let at = t * inner + j0;
+                    for (slot, a) in chunk[at..at + width].iter_mut().zip(acc.iter_mut()) {
+                        let here = W::of(*slot);
+                        if exclusive {
+                            *slot = a.to();
+                            *a = a.add(here);
+                        } else {
+                            *a = a.add(here);
+                            *slot = a.to();
+                        }
                     }
-                };
-                let lane = chunk[j..].iter_mut().step_by(inner);
-                if reverse {
-                    lane.rev().for_each(&mut step);
-                } else {
-                    lane.for_each(&mut step);
                 }
+                j0 += width;
             }
         }
     });
