@@ -10,6 +10,8 @@
 //!   value is then taken from `a`'s expression, no load), and every read by `a` of memory
 //!   `b` writes is at exactly the index `b` writes it (each point loads before it stores,
 //!   as an in-place update does); they write disjoint memory;
+//! - both have only contiguous or broadcast accesses along the last outer axis, or neither
+//!   (merging must not turn a vectorised kernel into a scalar one);
 //! - the steps between them can be jumped: the merged kernel runs at `a`'s place when no
 //!   step in between writes what `b` reads or touches what `b` writes, otherwise at `b`'s
 //!   place when no step in between touches what `a` writes or writes what `a` reads.
@@ -59,6 +61,13 @@ fn same_index(x: &Access, y: &Access) -> bool {
             .all(|&s| s == 0)
 }
 
+/// Whether every access of `k` moves by 0 or 1 element along the last outer axis.
+fn contiguous_last(k: &Kernel) -> bool {
+    k.accesses
+        .iter()
+        .all(|a| a.outer_strides.last().is_none_or(|&s| s == 0 || s == 1))
+}
+
 /// Whether `x` addresses a distinct element at every point of `outer`.
 fn injective(x: &Access, outer: &[usize]) -> bool {
     let mut axes: Vec<(u64, usize)> = x
@@ -87,6 +96,11 @@ fn roots(buffers: &[BufferDecl], bs: Vec<BufId>) -> Vec<BufId> {
 /// `b` merged into `a` (`a` runs first), or `None` when that is not the same computation.
 fn merge(buffers: &[BufferDecl], a: &Kernel, b: &Kernel) -> Option<Kernel> {
     if !ends_with_outer_store(a) || !is_candidate(b) || a.outer != b.outer {
+        return None;
+    }
+    // Do not take away vector code: the code generator vectorises an elementwise kernel
+    // along its last outer axis only when every access there is contiguous or broadcast.
+    if contiguous_last(a) != contiguous_last(b) {
         return None;
     }
     let last = a.phases.len() - 1;
