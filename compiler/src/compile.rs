@@ -147,6 +147,7 @@ pub fn plan_steps(
                 a,
                 b,
                 c,
+                node: _,
                 dims,
                 dtype,
                 epilogue,

@@ -650,6 +650,7 @@ fn cuda_multi_phase_softmax_kernel_matches_the_evaluator() {
     let f = vec![DType::F32; 6];
     let k = Kernel {
         name: "softmax".into(),
+        roots: vec![],
         outer: vec![rows],
         inner: vec![cols],
         accesses: vec![access(0), access(1)],

@@ -59,6 +59,7 @@ pub fn compile_cuda(
                 a,
                 b,
                 c,
+                node: _,
                 dims,
                 dtype,
                 epilogue,

@@ -107,6 +107,11 @@ pub struct Kernel {
     pub accesses: Vec<Access>,
     /// The phases, run in order for each outer index.
     pub phases: Vec<Phase>,
+    /// The graph nodes this kernel computes: the ones it stores and the materialised ones
+    /// fused into it (a reduction group's members, both sides of a sibling merge), not the
+    /// views and elementwise producers inlined into its expressions. For tools (`flumen
+    /// dump` outlines); code generation ignores it and the text form does not show it.
+    pub roots: Vec<flumen_frontend::NodeId>,
 }
 
 impl Kernel {

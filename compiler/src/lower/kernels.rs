@@ -248,10 +248,11 @@ impl<'a, S: NodeSource> KernelBuilder<'a, S> {
         e
     }
 
-    /// The finished kernel.
-    pub fn finish(self, name: String) -> Kernel {
+    /// The finished kernel, named `name`, computing the graph nodes `roots`.
+    pub fn finish(self, name: String, roots: Vec<NodeId>) -> Kernel {
         Kernel {
             name,
+            roots,
             outer: self.outer,
             inner: self.inner,
             accesses: self.accesses,
@@ -288,7 +289,7 @@ pub fn elementwise_kernel<S: NodeSource>(src: &S, node: NodeId, out: BufId) -> K
     kb.end_phase(PhaseKind::Store {
         stores: vec![(a, v)],
     });
-    kb.finish(n.name.clone())
+    kb.finish(n.name.clone(), vec![node])
 }
 
 /// A reduction kernel for `node` (a `Reduce`) into `out`: outer = kept axes, inner =
@@ -338,7 +339,7 @@ pub fn reduce_kernel<S: NodeSource>(src: &S, node: NodeId, out: BufId) -> Kernel
     kb.end_phase(PhaseKind::Store {
         stores: vec![(a, r)],
     });
-    kb.finish(n.name.clone())
+    kb.finish(n.name.clone(), vec![node])
 }
 
 /// The map from a reduction's iteration space (outer = the kept axes in order, then the
@@ -389,7 +390,7 @@ pub fn reduce_iteration_perm(in_rank: usize, axes: &[usize]) -> Vec<usize> {
 /// the row-major buffer `var` of `var_shape`.
 pub fn slice_store_kernel<S: NodeSource>(
     src: &S,
-    name: &str,
+    node: NodeId,
     value: NodeId,
     var: BufId,
     var_shape: &[usize],
@@ -418,5 +419,5 @@ pub fn slice_store_kernel<S: NodeSource>(
     kb.end_phase(PhaseKind::Store {
         stores: vec![(a, v)],
     });
-    kb.finish(name.to_string())
+    kb.finish(src.def().node(node).name.clone(), vec![node])
 }

@@ -27,6 +27,8 @@ pub enum LStep {
     Kernel(Kernel),
     /// A matrix product through the GEMM library.
     MatMul {
+        /// The graph node it computes.
+        node: NodeId,
         /// Left operand.
         a: BufId,
         /// Right operand.
@@ -265,7 +267,7 @@ impl Lowering<'_> {
                 let store = self.var_store(&var.name, &ty);
                 let k = kernels::slice_store_kernel(
                     self,
-                    &node.name,
+                    id,
                     node.inputs[1],
                     store,
                     &var.ty.shape,
@@ -294,6 +296,7 @@ impl Lowering<'_> {
                             self.input_buf(node.inputs[1])?,
                         );
                         self.out.steps.push(LStep::MatMul {
+                            node: id,
                             a: ab,
                             b: bb,
                             c: out,

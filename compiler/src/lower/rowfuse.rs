@@ -387,7 +387,7 @@ pub fn build<S: NodeSource>(src: &S, group: &Group, stores: &[BufId]) -> Option<
         .iter()
         .map(|m| def.node(*m).name.as_str())
         .collect();
-    Some(kb.finish(group_name(&names)))
+    Some(kb.finish(group_name(&names), group.members.clone()))
 }
 
 /// `a+b+c` for short groups, `a+…+z (n nodes)` for long ones.

@@ -247,6 +247,7 @@ fn merge(buffers: &[BufferDecl], a: &Kernel, b: &Kernel) -> Option<Kernel> {
     }
     Some(Kernel {
         name: format!("{}+{}", a.name, b.name),
+        roots: a.roots.iter().chain(&b.roots).copied().collect(),
         outer: a.outer.clone(),
         inner: a.inner.clone(),
         accesses: kept,

@@ -104,6 +104,7 @@ pub fn kernel(
         inner: inner.to_vec(),
         accesses,
         phases,
+        roots: vec![],
     }
 }
 

@@ -275,6 +275,7 @@ impl Compiled {
             let line = match s {
                 LStep::Kernel(k) => format!("{k}"),
                 LStep::MatMul {
+                    node: _,
                     a,
                     b,
                     c,
@@ -309,10 +310,11 @@ impl Compiled {
         out
     }
 
-    /// One outline per step that computes nodes: the kernel's root node and the nodes
-    /// fused into it (virtual nodes used only by that kernel), a GEMM and its epilogue's
-    /// nodes, or an interpreted node. Virtual nodes inlined into several kernels (shared
-    /// views, scalar constants) stay outside.
+    /// One outline per step that computes nodes: the nodes a kernel computes (the roots
+    /// lowering records: one node, a reduction group, or merged siblings) and the virtual
+    /// nodes inlined into them alone, a GEMM's node and its epilogue's nodes, or an
+    /// interpreted node. Virtual nodes inlined into several kernels (shared views, scalar
+    /// constants) stay outside.
     fn outlines(&self) -> Result<Vec<Outline>> {
         let def = &self.unit.def;
         let executed = def.reachable(&self.unit.outputs, false);
@@ -341,44 +343,27 @@ impl Compiled {
                 }
             }
         }
-        let group = |root: NodeId| -> Vec<NodeId> {
-            let mut nodes = vec![root];
-            nodes.extend(
-                def.iter()
-                    .filter(|(id, _)| roots[id.0].len() == 1 && roots[id.0].contains(&root))
-                    .map(|(id, _)| id),
-            );
+        // A kernel's box: the nodes it computes (its roots, which lowering records) and
+        // the virtual nodes inlined into those roots alone.
+        let group = |kernel_roots: &[NodeId]| -> Vec<NodeId> {
+            let mut nodes: Vec<NodeId> = kernel_roots.to_vec();
+            nodes.extend(def.iter().map(|(id, _)| id).filter(|id| {
+                !kernel_roots.contains(id)
+                    && !roots[id.0].is_empty()
+                    && roots[id.0].iter().all(|r| kernel_roots.contains(r))
+            }));
             nodes
         };
-        // GEMM steps carry no node name; lowering emits them in node order, one per float
-        // matmul that is not interpreted.
-        let interpreted: BTreeSet<&str> = self
-            .lowered
-            .steps
-            .iter()
-            .filter_map(|s| match s {
-                LStep::Interpret { name, .. } => Some(name.as_str()),
-                _ => None,
-            })
-            .collect();
-        let mut gemms = def.iter().filter(|(id, n)| {
-            executed[id.0]
-                && !virt[id.0]
-                && matches!(n.op, Op::MatMul { .. })
-                && n.ty.dtype.is_float()
-                && !interpreted.contains(n.name.as_str())
-        });
         let mut outlines = Vec::new();
         for (i, s) in self.lowered.steps.iter().enumerate() {
             match s {
                 LStep::Kernel(k) => {
-                    let root = self.node(&k.name)?;
                     let what = if k.inner.is_empty() {
                         "kernel"
                     } else {
                         "reduction kernel"
                     };
-                    let nodes = group(root);
+                    let nodes = group(&k.roots);
                     outlines.push(Outline {
                         label: format!(
                             "step {i}: {what} ({} op{})",
@@ -389,21 +374,16 @@ impl Compiled {
                         nodes,
                     });
                 }
-                LStep::MatMul { dims, epilogue, .. } => {
-                    let (m, n) = gemms
-                        .next()
-                        .ok_or_else(|| invalid("more GEMM steps than matrix products"))?;
-                    let r = n.ty.rank();
-                    if r < 2 || (n.ty.shape[r - 2], n.ty.shape[r - 1]) != (dims.m, dims.n) {
-                        return Err(invalid(format!(
-                            "GEMM step {i} ({}×{}) does not match `{}` ({})",
-                            dims.m, dims.n, n.name, n.ty
-                        )));
-                    }
-                    let mut nodes = vec![m];
+                LStep::MatMul {
+                    node,
+                    dims,
+                    epilogue,
+                    ..
+                } => {
+                    let mut nodes = vec![*node];
                     let label = match epilogue {
                         Some(k) => {
-                            nodes.extend(group(self.node(&k.name)?));
+                            nodes.extend(group(&k.roots));
                             format!("step {i}: GEMM {}×{}×{} + epilogue", dims.m, dims.k, dims.n)
                         }
                         None => format!("step {i}: GEMM {}×{}×{}", dims.m, dims.k, dims.n),
