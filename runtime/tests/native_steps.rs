@@ -653,3 +653,108 @@ fn cumsum_equals_a_lane_by_lane_reference() {
         assert!(check(&op, std::slice::from_ref(&x)));
     }
 }
+
+#[test]
+fn steps_the_shape_rule_rejects_give_the_interpreters_error() {
+    // A step whose recorded types or attributes break the op's rule (a corrupt plan: the
+    // compiler never emits one) must not run natively: it falls back to `eval_op`, whose
+    // error it reports.
+    let b = Value::from_vec(&[2, 3], vec![true, false, true, true, false, false]).unwrap();
+    let i = Value::from_vec(&[2, 3], vec![1i32, 2, 3, 4, 5, 6]).unwrap();
+    let ids = Value::from_vec(&[2], vec![0i64, 1]).unwrap();
+    let t = |d: DType, s: &[usize]| TensorType::new(d, s.to_vec());
+    let cases: Vec<(Op, Vec<Value>, TensorType)> = vec![
+        (
+            Op::ScatterAdd {
+                axis: 0,
+                batch_dims: 0,
+                dim: 2,
+            },
+            vec![b.clone(), ids.clone()],
+            t(DType::Bool, &[2, 3]),
+        ),
+        (
+            Op::Cumsum {
+                axis: 1,
+                exclusive: false,
+                reverse: false,
+            },
+            vec![b.clone()],
+            t(DType::Bool, &[2, 3]),
+        ),
+        (Op::TopK { k: 2 }, vec![b.clone()], t(DType::I64, &[2, 2])),
+        (
+            Op::ArgSort {
+                axis: 1,
+                descending: false,
+            },
+            vec![b.clone()],
+            t(DType::I64, &[2, 3]),
+        ),
+        (
+            Op::ArgReduce {
+                op: ArgReduceOp::ArgMax,
+                axis: 1,
+                dtype: DType::I64,
+            },
+            vec![b.clone()],
+            t(DType::I64, &[2]),
+        ),
+        (
+            Op::Pad {
+                paddings: vec![(0, 0), (1, 0)],
+                value: Scalar::Float(2.5),
+            },
+            vec![i.clone()],
+            t(DType::I32, &[2, 4]),
+        ),
+        (
+            Op::Gather {
+                axis: 1,
+                batch_dims: 0,
+            },
+            vec![i.clone(), ids.clone()],
+            t(DType::I32, &[2, 3]),
+        ),
+        (
+            Op::Tile(vec![1, 2]),
+            vec![i.clone()],
+            t(DType::I32, &[2, 5]),
+        ),
+        (
+            Op::Random {
+                dist: Distribution::Normal {
+                    mean: 0.0,
+                    stddev: 1.0,
+                },
+                dtype: DType::I32,
+                shape: vec![3],
+                seed: 1,
+            },
+            vec![],
+            t(DType::I32, &[3]),
+        ),
+        (
+            Op::Random {
+                dist: Distribution::UniformInt {
+                    low: 0,
+                    high: 1 << 40,
+                },
+                dtype: DType::I32,
+                shape: vec![3],
+                seed: 1,
+            },
+            vec![],
+            t(DType::I32, &[3]),
+        ),
+    ];
+    for (op, inputs, ty) in cases {
+        let refs: Vec<&Value> = inputs.iter().collect();
+        let want = eval_op(&op, &refs, &ty, EvalContext { counter: 3 })
+            .map(|v| bytes(&v))
+            .map_err(|m| GraphError::runtime(op.name(), "node", m).to_string());
+        assert!(want.is_err(), "{op:?} should be rejected");
+        let (got, _) = run_step(&op, &inputs, &ty);
+        assert_eq!(got, want, "{op:?}");
+    }
+}

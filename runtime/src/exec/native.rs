@@ -1,5 +1,6 @@
-//! Native interpreter steps: the index, layout, sort, argmax/argmin, cumsum and random ops that executables run as
-//! [`Step::Interpret`](super::Step::Interpret), executed directly on their buffers.
+//! Native interpreter steps: the index, layout, sort, argmax/argmin, cumsum and random ops
+//! that executables run as [`Step::Interpret`](super::Step::Interpret), executed directly
+//! on their buffers.
 //!
 //! The interpreter's `eval_op` works on owned [`Value`](flumen_frontend::Value)s, so the
 //! generic fallback copies every input into a fresh value and the result back, per run.
@@ -10,9 +11,9 @@
 //! and f32 `scatter_add` use per-thread scratch that grows to the largest step and is then
 //! reused).
 //!
-//! A step is only taken here when its recorded types are structurally what the op's shape
-//! rule gives (otherwise [`run`] returns `None` and the caller falls back to `eval_op`,
-//! which reports the mismatch) and its output does not overlap an input. Data-dependent
+//! A step is only taken here when its recorded types and attributes are what the op's shape
+//! and dtype rule accepts (otherwise [`run`] returns `None` and the caller falls back to
+//! `eval_op`, which reports the mismatch) and its output does not overlap an input. Data-dependent
 //! errors (an index out of range, a bad random range) are reported here with the
 //! interpreter's messages; nothing is written before the indices are checked.
 
@@ -26,7 +27,7 @@ use crate::interpreter::kernels::layout::{
 use crate::interpreter::kernels::random::random_into;
 use crate::interpreter::kernels::reduce::{arg_reduce_into, cumsum_in_place};
 use crate::interpreter::kernels::{SortScratch, with_dtype};
-use flumen_frontend::op::{ArgReduceOp, Op, TensorType};
+use flumen_frontend::op::{ArgReduceOp, Distribution, Op, TensorType};
 use flumen_frontend::{DType, Element, Scalar};
 use std::cell::RefCell;
 
@@ -161,11 +162,32 @@ pub(super) unsafe fn run(
                 dtype,
                 shape,
                 seed,
-            } => (inputs.is_empty() && ty.dtype == *dtype && ty.shape == *shape).then(
+            } => (inputs.is_empty()
+                && ty.dtype == *dtype
+                && ty.shape == *shape
+                && random_fits(dist, *dtype))
+            .then(
                 || with_dtype!(ty.dtype, T => random_into::<T>(dist, *seed, count, bufs.output())),
             ),
             _ => None,
         }
+    }
+}
+
+/// Whether the random op's shape rule accepts `dist` for `dtype` (the attribute checks of
+/// `Op::infer`: a dtype the distribution produces; random_int bounds with `low < high`,
+/// `high - low` representable in i64, and inside i32 for an i32 output).
+fn random_fits(dist: &Distribution, dtype: DType) -> bool {
+    if !dist.accepts(dtype) {
+        return false;
+    }
+    match *dist {
+        Distribution::UniformInt { low, high } => {
+            high.checked_sub(low).is_some_and(|r| r > 0)
+                && (dtype != DType::I32
+                    || (i32::try_from(low).is_ok() && i32::try_from(high - 1).is_ok()))
+        }
+        _ => true,
     }
 }
 
@@ -237,6 +259,7 @@ unsafe fn scatter_add(
     let out = &b.ty.shape;
     let fits = b.inputs.len() == 2
         && updates.dtype == b.ty.dtype
+        && updates.dtype.is_numeric()
         && out.get(axis) == Some(&dim)
         && is_gathered(&updates.shape, out, &indices.shape, axis, batch_dims);
     if !fits {
@@ -293,6 +316,7 @@ unsafe fn pad(b: &Bufs, paddings: &[(usize, usize)], value: Scalar) -> Option<Re
     let x = b.in_ty(0);
     if b.inputs.len() != 1
         || x.dtype != b.ty.dtype
+        || !value.fits(x.dtype)
         || check_pad(&x.shape, paddings, &b.ty.shape).is_err()
     {
         return None;
@@ -339,7 +363,12 @@ unsafe fn top_k(b: &Bufs, k: usize) -> Option<Result<(), String>> {
     else {
         return None;
     };
-    if b.inputs.len() != 1 || b.ty.dtype != DType::I64 || kk != k || lead != out_lead {
+    if b.inputs.len() != 1
+        || !x.dtype.is_numeric()
+        || b.ty.dtype != DType::I64
+        || kk != k
+        || lead != out_lead
+    {
         return None;
     }
     // SAFETY: forwarded; types checked above.
@@ -353,6 +382,7 @@ unsafe fn top_k(b: &Bufs, k: usize) -> Option<Result<(), String>> {
 unsafe fn argsort(b: &Bufs, axis: usize, descending: bool) -> Option<Result<(), String>> {
     let x = b.in_ty(0);
     if b.inputs.len() != 1
+        || !x.dtype.is_numeric()
         || b.ty.dtype != DType::I64
         || x.shape != b.ty.shape
         || axis >= x.shape.len()
@@ -376,7 +406,7 @@ unsafe fn cumsum(
     exclusive: bool,
     reverse: bool,
 ) -> Option<Result<(), String>> {
-    if !same_type(b) || axis >= b.ty.shape.len() {
+    if !same_type(b) || !b.ty.dtype.is_numeric() || axis >= b.ty.shape.len() {
         return None;
     }
     let n = b.ty.shape[axis];
@@ -400,6 +430,7 @@ unsafe fn arg_reduce(
 ) -> Option<Result<(), String>> {
     let x = b.in_ty(0);
     let fits = b.inputs.len() == 1
+        && x.dtype.is_numeric()
         && b.ty.dtype == dtype
         && matches!(dtype, DType::I32 | DType::I64)
         && axis < x.shape.len()
