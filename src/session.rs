@@ -9,9 +9,9 @@ use flumen_frontend::{
     DType, Element, Graph, GraphDef, GraphError, NodeId, Result, Tensor, Value, map_value,
 };
 use flumen_runtime::SessionState;
-use flumen_runtime::exec::{Executable, RunMemory, resolve_buffers, run_steps};
+use flumen_runtime::exec::Executable;
 use flumen_runtime::interpreter::executor;
-use ndarray::{ArrayD, ArrayViewD, IxDyn};
+use ndarray::{ArrayD, ArrayViewD};
 use std::collections::{BTreeMap, HashMap};
 
 /// Which engine executes the graph.
@@ -29,24 +29,7 @@ pub enum Backend {
 struct Cached {
     exe: Executable,
     report: CompileReport,
-    /// Pointer tables of [`Session::run_views`], kept so that runs reuse their capacity.
-    tables: Tables,
 }
-
-/// The base pointers one borrowed-feed run works on (stale between runs).
-#[derive(Default)]
-struct Tables {
-    feeds: Vec<*const u8>,
-    variables: Vec<*mut u8>,
-    constants: Vec<*const u8>,
-    ptrs: Vec<*mut u8>,
-    args: Vec<*mut u8>,
-}
-
-// SAFETY: the tables are only dereferenced during a run, under `&mut` of the session that
-// owns them; between runs they are stale numbers, cleared before use.
-unsafe impl Send for Tables {}
-unsafe impl Sync for Tables {}
 
 /// A borrowed feed for [`Session::run_views`]: a view of an array of any dtype (any strides;
 /// a row-major one is read in place by the compiled CPU backend, without a copy).
@@ -314,15 +297,7 @@ impl Session {
                 check_all_fed(def, &key.1, &key.0)?;
                 flumen_compiler::compile(def, &key.1, &key.0)
             })?;
-            let tables = Tables::default();
-            self.cache.insert(
-                key.clone(),
-                Cached {
-                    exe,
-                    report,
-                    tables,
-                },
-            );
+            self.cache.insert(key.clone(), Cached { exe, report });
         }
         let cached = self.cache.get_mut(key).expect("just inserted");
         if cached
@@ -364,15 +339,7 @@ impl Session {
         if !self.cache.contains_key(&key) {
             let def = self.graph.def();
             let (exe, report) = flumen_compiler::compile(&def, &key.1, &key.0)?;
-            let tables = Tables::default();
-            self.cache.insert(
-                key.clone(),
-                Cached {
-                    exe,
-                    report,
-                    tables,
-                },
-            );
+            self.cache.insert(key.clone(), Cached { exe, report });
         }
         Ok(Some(self.cache[&key].report.clone()))
     }
@@ -519,14 +486,12 @@ fn check_all_fed(def: &GraphDef, feeds: &[NodeId], fetches: &[NodeId]) -> Result
 }
 
 /// Run `cached` on borrowed feeds (in [`Executable::feeds`] order, type-checked by the
-/// session): the pointer-level path of [`Executable::run`] ([`resolve_buffers`] and
-/// [`run_steps`], as ahead-of-time libraries use it), with the feeds' own data pointers.
+/// session) through [`Executable::run_with_feed_ptrs`], with the feeds' own data pointers.
 fn run_borrowed(
     cached: &mut Cached,
     feeds: &[(&Tensor, FeedView<'_>)],
     state: &mut SessionState,
 ) -> Result<Vec<Value>> {
-    let Cached { exe, tables: t, .. } = cached;
     // Strided views are copied to row-major order (kept alive until the run ends).
     let copies: Vec<Option<Value>> = if feeds.iter().all(|(_, v)| v.standard_ptr().is_some()) {
         Vec::new()
@@ -536,86 +501,15 @@ fn run_borrowed(
             .map(|(_, v)| v.standard_ptr().is_none().then(|| v.to_value()))
             .collect()
     };
-    for name in &exe.variables {
-        let v = state
-            .variables
-            .get_mut(name)
-            .ok_or_else(|| GraphError::runtime("variable", name, "not initialised"))?;
-        if !map_value!(&*v, a => a.is_standard_layout()) {
-            *v = map_value!(&*v, a => Element::wrap(a.as_standard_layout().into_owned()));
-        }
-    }
-    t.feeds.clear();
-    t.feeds.extend(feeds.iter().enumerate().map(|(i, (_, v))| {
-        match copies.get(i).and_then(Option::as_ref) {
-            Some(c) => map_value!(c, a => a.as_ptr().cast::<u8>()),
-            None => v.standard_ptr().expect("row-major (checked above)"),
-        }
-    }));
-    t.variables.clear();
-    t.variables.extend(exe.variables.iter().map(|n| {
-        let v = state.variables.get_mut(n).expect("checked above");
-        map_value!(v, a => a.as_mut_ptr().cast::<u8>())
-    }));
-    t.constants.clear();
-    t.constants.extend(
-        exe.constants
+    let ptrs =
+        feeds
             .iter()
-            .map(|v| map_value!(v, a => a.as_ptr().cast::<u8>())),
-    );
-    let mem = RunMemory {
-        arena: exe.arena.as_mut_ptr(),
-        feeds: &t.feeds,
-        variables: &t.variables,
-        constants: &t.constants,
-    };
-    resolve_buffers(&exe.buffers, &mem, &mut t.ptrs);
-    // The counter of a random node (allocating its name only on the node's first run).
-    let mut counter = |name: &str| match state.counters.get_mut(name) {
-        Some(c) => {
-            *c += 1;
-            *c - 1
-        }
-        None => state.next_counter(name),
-    };
-    // SAFETY: every pointer addresses the memory of its buffer: the arena planned by the
-    // compiler, feeds type-checked by the session (row-major, alive for the whole call),
-    // variables and constants of the executable's types; the state is borrowed mutably for
-    // the whole run, and the feeds are only read.
-    unsafe { run_steps(&exe.steps, &exe.buffers, &t.ptrs, &mut counter, &mut t.args)? };
-    Ok(exe
-        .fetches
-        .iter()
-        // SAFETY: every fetched buffer was written by the steps and holds `ty.numel()`
-        // elements of `ty.dtype`.
-        .map(|(b, ty)| unsafe { read_value(t.ptrs[b.0], &ty.dtype, &ty.shape) })
-        .collect())
-}
-
-/// Copy `shape`-shaped data of `dtype` at `ptr` into a new value.
-///
-/// # Safety
-/// `ptr` must address that many initialised elements of `dtype`.
-unsafe fn read_value(ptr: *const u8, dtype: &DType, shape: &[usize]) -> Value {
-    unsafe fn go<T: Element>(ptr: *const u8, shape: &[usize]) -> Value {
-        let n: usize = shape.iter().product();
-        let data = if n == 0 {
-            Vec::new()
-        } else {
-            // SAFETY: forwarded from the caller.
-            unsafe { std::slice::from_raw_parts(ptr as *const T, n) }.to_vec()
-        };
-        T::wrap(ArrayD::from_shape_vec(IxDyn(shape), data).expect("numel matches shape"))
-    }
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        match dtype {
-            DType::F32 => go::<f32>(ptr, shape),
-            DType::F64 => go::<f64>(ptr, shape),
-            DType::I32 => go::<i32>(ptr, shape),
-            DType::I64 => go::<i64>(ptr, shape),
-            DType::U8 => go::<u8>(ptr, shape),
-            DType::Bool => go::<bool>(ptr, shape),
-        }
-    }
+            .enumerate()
+            .map(|(i, (_, v))| match copies.get(i).and_then(Option::as_ref) {
+                Some(c) => map_value!(c, a => a.as_ptr().cast::<u8>()),
+                None => v.standard_ptr().expect("row-major (checked above)"),
+            });
+    // SAFETY: each pointer is the row-major data of a feed the session type-checked (or of
+    // its row-major copy), borrowed for the whole call and only read.
+    unsafe { cached.exe.run_with_feed_ptrs(ptrs, state) }
 }

@@ -90,6 +90,27 @@ impl Executable {
                 })
                 .collect()
         };
+        let ptrs = feeds.iter().enumerate().map(|(i, v)| {
+            let v = contiguous.get(i).and_then(Option::as_ref).unwrap_or(v);
+            data_ptr(v) as *const u8
+        });
+        // SAFETY: each pointer is the row-major data of a feed of the checked type (or of
+        // its row-major copy), alive and unchanged until the call returns.
+        unsafe { self.run_with_feed_ptrs(ptrs, state) }
+    }
+
+    /// [`Executable::run`] with each feed given as the address of its row-major data (one
+    /// per [`Executable::feeds`] entry, in order): what borrowed feeds
+    /// (`Session::run_views`) use, so nothing is copied.
+    ///
+    /// # Safety
+    /// Each pointer must address the row-major data of a value of its feed's declared type,
+    /// alive and unchanged until the call returns.
+    pub unsafe fn run_with_feed_ptrs(
+        &mut self,
+        feeds: impl IntoIterator<Item = *const u8>,
+        state: &mut SessionState,
+    ) -> Result<Vec<Value>> {
         for name in &self.variables {
             let v = state
                 .variables
@@ -107,10 +128,14 @@ impl Executable {
                 .map(|n| data_ptr_mut(state.variables.get_mut(n).expect("checked above"))),
         );
         t.feeds.clear();
-        t.feeds.extend(feeds.iter().enumerate().map(|(i, v)| {
-            let v = contiguous.get(i).and_then(Option::as_ref).unwrap_or(v);
-            data_ptr(v) as *const u8
-        }));
+        t.feeds.extend(feeds);
+        if t.feeds.len() != self.feeds.len() {
+            return Err(GraphError::invalid(format!(
+                "run: {} feeds given, the executable takes {}",
+                t.feeds.len(),
+                self.feeds.len()
+            )));
+        }
         t.constants.clear();
         t.constants
             .extend(self.constants.iter().map(|v| data_ptr(v) as *const u8));
@@ -132,7 +157,7 @@ impl Executable {
             None => state.next_counter(name),
         };
         // SAFETY: every pointer addresses the memory of its buffer (arena planned by the
-        // compiler, feeds type-checked by the session, variables and constants of the
+        // compiler, feeds by the caller's contract, variables and constants of the
         // executable's types), and the state is borrowed mutably for the whole run.
         unsafe {
             run_steps(
