@@ -417,8 +417,8 @@ fn reduce_tolerance(op: ReduceOp, x: &Value, axes: &[usize], want: &Value) -> Ve
                         // Partial sums may overflow in one order and not in another, so a
                         // NaN (∞ − ∞) can appear in either side's order alone; only
                         // infinities of both signs in the input force one.
-                        let both_infinities = g.iter().any(|v| *v == f64::INFINITY)
-                            && g.iter().any(|v| *v == f64::NEG_INFINITY);
+                        let both_infinities =
+                            g.contains(&f64::INFINITY) && g.contains(&f64::NEG_INFINITY);
                         if both_infinities {
                             Tol::NanOnly
                         } else {
