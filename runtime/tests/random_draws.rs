@@ -36,9 +36,9 @@ fn parallel_draws_are_the_per_index_samples() {
                 high: 2.0,
             },
         ] {
-            let one = draw(dist.clone(), DType::F32, n, 1);
-            let two = draw(dist.clone(), DType::F32, n, 2);
-            let three = draw(dist.clone(), DType::F64, n, 3);
+            let one = draw(dist, DType::F32, n, 1);
+            let two = draw(dist, DType::F32, n, 2);
+            let three = draw(dist, DType::F64, n, 3);
             let (one, two, three) = (
                 one.as_f32().unwrap(),
                 two.as_f32().unwrap(),
