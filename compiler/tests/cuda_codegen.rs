@@ -11,7 +11,8 @@
 //!   std::threads), with buffers laid out exactly as the device runtime lays them out (the
 //!   planned arena, feeds, constants, variables), and every fetch — including every unary,
 //!   binary and cast op in every dtype, on values with zeros, negatives and out-of-range
-//!   casts — matches the reference interpreter (f32: 1e-5 relative + 1e-6 absolute, f64: 1e-12 relative, integers and
+//!   casts, and concat/roll/pad/tile with every shift sign and an empty input — matches the
+//!   reference interpreter (f32: 1e-5 relative + 1e-6 absolute, f64: 1e-12 relative, integers and
 //!   bools exactly), and a three-phase softmax kernel written directly in the kernel IR
 //!   (block max, block Σexp, per-element store) matches the kernel-IR evaluator.
 //!
