@@ -16,6 +16,7 @@
 //! multiply-adds) split their columns over the rayon pool; the epilogue runs on each
 //! finished piece.
 
+use super::Shared;
 use super::matmul::{Epilogue, MatMulDims};
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -152,20 +153,6 @@ impl GemvElem for f64 {
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("no AVX-512 off x86-64 ({job:p}, {c0}, {c1})", job = job.0);
-    }
-}
-
-/// Raw pointers handed to worker threads (each task writes its own columns of `c`).
-#[derive(Clone, Copy)]
-struct Shared<T>(T);
-// SAFETY: tasks write disjoint columns; the buffers outlive the parallel section.
-unsafe impl<T> Send for Shared<T> {}
-unsafe impl<T> Sync for Shared<T> {}
-
-impl<T: Copy> Shared<T> {
-    /// The value (a method, so closures capture the whole `Send` wrapper).
-    fn get(self) -> T {
-        self.0
     }
 }
 

@@ -6,8 +6,8 @@
 //! kernels of [`gemv`]; everything else, and layouts those do not cover, to the `gemm`
 //! crate.
 
-use super::KernelFn;
 use super::gemv::{self, GemvImpl};
+use super::{KernelFn, Shared};
 use flumen_frontend::DType;
 
 /// Shapes and strides of a (batched) matrix product.
@@ -39,20 +39,6 @@ const EPILOGUE_BLOCK_BYTES: usize = 64 * 1024;
 
 /// A compiled epilogue kernel and its argument array.
 pub type Epilogue = (KernelFn, *const *mut u8);
-
-/// Raw pointers handed to worker threads (each task touches disjoint rows of `c`).
-#[derive(Clone, Copy)]
-struct Shared<T>(T);
-// SAFETY: tasks write disjoint row blocks; the buffers outlive the parallel section.
-unsafe impl<T> Send for Shared<T> {}
-unsafe impl<T> Sync for Shared<T> {}
-
-impl<T: Copy> Shared<T> {
-    /// The pointers (a method, so closures capture the whole `Send` wrapper).
-    fn get(self) -> T {
-        self.0
-    }
-}
 
 /// Which code computes a product ([`choose_kernel`], [`matmul_into_with`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -26,6 +26,23 @@ pub use steps::{KernelStep, MatMulStep, Step};
 
 use flumen_frontend::{TensorType, Value};
 
+/// Raw pointers handed to the rayon pool by the parallel kernels (split kernels, GEMM row
+/// blocks, GEMV column blocks), each task touching memory no other task touches while the
+/// pointed-to buffers outlive the parallel section.
+#[derive(Clone, Copy)]
+pub(crate) struct Shared<T>(pub(crate) T);
+// SAFETY: every user splits the work into tasks over disjoint memory (outer ranges, row
+// blocks, column blocks) and joins them before the buffers go away.
+unsafe impl<T> Send for Shared<T> {}
+unsafe impl<T> Sync for Shared<T> {}
+
+impl<T: Copy> Shared<T> {
+    /// The pointers (a method, so closures capture the whole `Send` wrapper).
+    pub(crate) fn get(self) -> T {
+        self.0
+    }
+}
+
 /// Index of a buffer in an executable's buffer table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BufId(pub usize);

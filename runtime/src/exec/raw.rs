@@ -15,21 +15,13 @@
 mod native;
 
 use super::run::{read_value, write_value};
-use super::{BufId, BufferDecl, KernelFn, KernelStep, Step, Storage, matmul_into};
+use super::{BufId, BufferDecl, KernelFn, KernelStep, Shared, Step, Storage, matmul_into};
 use crate::interpreter::{EvalContext, eval_op};
 use flumen_frontend::op::{Op, TensorType};
 use flumen_frontend::{GraphError, Result, Value};
 
 /// Work (estimated scalar operations) above which a kernel is split across threads.
 const PARALLEL_WORK: usize = 1 << 16;
-
-/// Raw pointers shared with worker threads; every kernel writes disjoint outer ranges.
-#[derive(Clone, Copy)]
-struct SendPtr(*const *mut u8);
-// SAFETY: kernels split by outer range write disjoint elements; the pointed-to argument
-// array outlives the parallel section.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
 
 /// The memory one run works on: the arena of temporaries and the base pointer of every
 /// feed, variable and constant, indexed like [`Storage`].
@@ -171,7 +163,7 @@ unsafe fn run_kernel(k: &KernelStep, args: &[*mut u8]) {
     if k.work >= PARALLEL_WORK && n >= 2 && rayon::current_num_threads() > 1 {
         let threads = rayon::current_num_threads().min(n);
         let chunk = n.div_ceil(threads);
-        split(k.f, SendPtr(args.as_ptr()), 0, n, chunk);
+        split(k.f, Shared(args.as_ptr()), 0, n, chunk);
     } else {
         // SAFETY: forwarded from the caller.
         unsafe { (k.f)(args.as_ptr(), 0, n) }
@@ -180,11 +172,11 @@ unsafe fn run_kernel(k: &KernelStep, args: &[*mut u8]) {
 
 /// Run `f` on `begin..end` in pieces of `chunk` outer iterations (cut at multiples of
 /// `chunk` from `begin`), in parallel.
-fn split(f: KernelFn, p: SendPtr, begin: usize, end: usize, chunk: usize) {
+fn split(f: KernelFn, p: Shared<*const *mut u8>, begin: usize, end: usize, chunk: usize) {
     let pieces = (end - begin).div_ceil(chunk);
     if pieces <= 1 {
         // SAFETY: the caller's args outlive the join; ranges are disjoint.
-        unsafe { f(p.0, begin, end) }
+        unsafe { f(p.get(), begin, end) }
     } else {
         let mid = begin + pieces / 2 * chunk;
         rayon::join(
