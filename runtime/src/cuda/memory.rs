@@ -77,7 +77,13 @@ impl Pinned {
         src: &[u8],
         stream: sys::CUstream,
     ) -> Result<()> {
-        assert!(src.len() <= self.bytes, "staging buffer too small");
+        if src.len() > self.bytes {
+            return Err(cuda_error(format!(
+                "a {}-byte feed does not fit its {}-byte staging buffer",
+                src.len(),
+                self.bytes
+            )));
+        }
         let mut off = 0;
         while off < src.len() {
             let len = STAGING_CHUNK.min(src.len() - off);
