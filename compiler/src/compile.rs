@@ -81,13 +81,7 @@ pub fn prepare(def: &GraphDef, feeds: &[NodeId], fetches: &[NodeId]) -> Result<P
         v.split(',')
             .any(|p| p.trim() == "lower" || p.trim() == "all")
     }) {
-        eprintln!("// steps after lowering ({arena_bytes} arena bytes)");
-        for (i, s) in lowered.steps.iter().enumerate() {
-            match s {
-                LStep::Kernel(k) => eprintln!("step {i}: {k}"),
-                other => eprintln!("step {i}: {other:?}"),
-            }
-        }
+        eprint!("// steps after lowering ({arena_bytes} arena bytes)\n{lowered}");
     }
     report.lowering = t.elapsed();
 

@@ -13,7 +13,7 @@
 //! Review snapshot changes with `cargo insta review` (or set `INSTA_UPDATE=always` and read
 //! the diff): a change in the IR a pass produces is a change in what the compiler does.
 
-use flumen_compiler::lower::{self, LStep};
+use flumen_compiler::lower;
 use flumen_compiler::passes::{
     Canonicalize, CommonSubexpressionElimination, ConstantFolding, DeadCodeElimination,
     default_pipeline,
@@ -220,30 +220,7 @@ fn lowered(text: &str, outputs: &[&str]) -> String {
         .map(|n| (n.name.clone(), n.ty.clone()))
         .collect();
     let l = lower::lower(&u, &feeds).unwrap();
-    let mut s = String::new();
-    for (i, step) in l.steps.iter().enumerate() {
-        write!(s, "step {i}: ").unwrap();
-        match step {
-            LStep::Kernel(k) => write!(s, "{k}").unwrap(),
-            LStep::MatMul {
-                a,
-                b,
-                c,
-                dims,
-                epilogue,
-                ..
-            } => {
-                writeln!(s, "matmul buf{} · buf{} -> buf{} {dims:?}", a.0, b.0, c.0).unwrap();
-                if let Some(k) = epilogue {
-                    write!(s, "  epilogue: {k}").unwrap();
-                }
-            }
-            LStep::Interpret {
-                op, name, output, ..
-            } => writeln!(s, "interpret {} `{name}` -> buf{}", op.name(), output.0).unwrap(),
-            LStep::Copy { src, dst } => writeln!(s, "copy buf{} -> buf{}", src.0, dst.0).unwrap(),
-        }
-    }
+    let mut s = l.to_string();
     let fetched: Vec<String> = l
         .fetches
         .iter()

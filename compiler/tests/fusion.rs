@@ -20,7 +20,6 @@ use flumen_frontend::{DType, Graph, NodeId, Tensor, Value};
 use flumen_runtime::SessionState;
 use flumen_runtime::interpreter::executor;
 use std::collections::HashMap;
-use std::fmt::Write;
 
 /// The placeholders of `g` (in node order) and the fetched node ids.
 fn feeds_of(g: &Graph) -> Vec<NodeId> {
@@ -72,31 +71,7 @@ fn count_kernels(l: &Lowered) -> usize {
 
 /// The lowered steps as text.
 fn describe(l: &Lowered) -> String {
-    let mut s = String::new();
-    for (i, step) in l.steps.iter().enumerate() {
-        write!(s, "step {i}: ").unwrap();
-        match step {
-            LStep::Kernel(k) => write!(s, "{k}").unwrap(),
-            LStep::MatMul {
-                a,
-                b,
-                c,
-                dims,
-                epilogue,
-                ..
-            } => {
-                writeln!(s, "matmul buf{} · buf{} -> buf{} {dims:?}", a.0, b.0, c.0).unwrap();
-                if let Some(k) = epilogue {
-                    write!(s, "  epilogue: {k}").unwrap();
-                }
-            }
-            LStep::Interpret {
-                op, name, output, ..
-            } => writeln!(s, "interpret {} `{name}` -> buf{}", op.name(), output.0).unwrap(),
-            LStep::Copy { src, dst } => writeln!(s, "copy buf{} -> buf{}", src.0, dst.0).unwrap(),
-        }
-    }
-    s
+    l.to_string()
 }
 
 /// The lowered steps without and with fusion, and the number of kernels with fusion.

@@ -143,6 +143,37 @@ pub struct Lowered {
     pub fetches: Vec<(BufId, TensorType)>,
 }
 
+/// The steps one per line (`step i: …`, kernels in their text form, buffers as `bufN`): what
+/// the lowering filetests snapshot and `FLUMEN_DUMP=lower` prints.
+impl std::fmt::Display for Lowered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, step) in self.steps.iter().enumerate() {
+            write!(f, "step {i}: ")?;
+            match step {
+                LStep::Kernel(k) => write!(f, "{k}")?,
+                LStep::MatMul {
+                    a,
+                    b,
+                    c,
+                    dims,
+                    epilogue,
+                    ..
+                } => {
+                    writeln!(f, "matmul buf{} · buf{} -> buf{} {dims:?}", a.0, b.0, c.0)?;
+                    if let Some(k) = epilogue {
+                        write!(f, "  epilogue: {k}")?;
+                    }
+                }
+                LStep::Interpret {
+                    op, name, output, ..
+                } => writeln!(f, "interpret {} `{name}` -> buf{}", op.name(), output.0)?,
+                LStep::Copy { src, dst } => writeln!(f, "copy buf{} -> buf{}", src.0, dst.0)?,
+            }
+        }
+        Ok(())
+    }
+}
+
 struct Lowering<'a> {
     def: &'a GraphDef,
     repr: Vec<Option<BufId>>,
