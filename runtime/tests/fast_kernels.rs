@@ -11,23 +11,8 @@ use flumen_frontend::{Scalar, Value};
 use flumen_runtime::interpreter::assign_slice;
 use interpreter_support::*;
 
-/// A small xorshift generator, so the cases are reproducible.
-struct Rng(u64);
-
+// Test-specific draws on the shared generator (`interpreter_support::Rng`).
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    /// Uniform in `lo..hi` (`hi > lo`).
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next() % (hi - lo) as u64) as usize
-    }
-    fn shape(&mut self, rank: usize, max: usize) -> Vec<usize> {
-        (0..rank).map(|_| self.range(0, max + 1)).collect()
-    }
     /// f32 data with many repeats (ties) and no rounding issues.
     fn data(&mut self, n: usize) -> Vec<f32> {
         (0..n)

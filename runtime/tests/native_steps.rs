@@ -10,12 +10,16 @@
 //! allocate nothing (which also proves the native path ran — the `eval_op` fallback
 //! allocates its input copies and its result).
 
+mod interpreter_support;
+
 use flumen_frontend::op::{ArgReduceOp, Distribution, Op, TensorType};
 use flumen_frontend::{DType, GraphError, Scalar, Value, map_value};
 use flumen_runtime::exec::{BufId, BufferDecl, Step, Storage, run_steps};
 use flumen_runtime::{EvalContext, eval_op};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+
+use interpreter_support::Rng;
 
 /// Counts the allocations of the current thread.
 struct Counting;
@@ -47,23 +51,8 @@ fn allocs() -> usize {
     ALLOCS.with(Cell::get)
 }
 
-/// A small xorshift generator, so the cases are reproducible.
-struct Rng(u64);
-
+// Test-specific draws on the shared generator (`interpreter_support::Rng`).
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    /// Uniform in `lo..hi` (`hi > lo`).
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next() % (hi - lo) as u64) as usize
-    }
-    fn shape(&mut self, rank: usize, max: usize) -> Vec<usize> {
-        (0..rank).map(|_| self.range(0, max + 1)).collect()
-    }
     fn dtype(&mut self) -> DType {
         [
             DType::F32,

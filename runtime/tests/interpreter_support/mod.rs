@@ -91,3 +91,25 @@ pub fn iota<T: Element>(shape: &[usize]) -> Value {
 pub fn eval1(op: &Op, x: &Value) -> Value {
     eval(op, std::slice::from_ref(x))
 }
+
+/// A small xorshift generator, so the cases are reproducible (tests add their own draws in
+/// `impl Rng` blocks of their own).
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// Uniform in `lo..hi` (`hi > lo`).
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next() % (hi - lo) as u64) as usize
+    }
+    /// A shape of `rank` axes of length `0..=max`.
+    pub fn shape(&mut self, rank: usize, max: usize) -> Vec<usize> {
+        (0..rank).map(|_| self.range(0, max + 1)).collect()
+    }
+}
